@@ -1,0 +1,260 @@
+"""Read an ONNX graph as a device runs it: one Op per real operation, with kind, precision, MACs and bytes.
+
+QuantizeLinear / DequantizeLinear / Cast / Identity nodes are not ops here: they
+mark precisions. A compute op (Conv, Gemm, MatMul) runs in INT8 when both its
+weight and its data input come through DequantizeLinear, in FP16 when its
+weight is stored as float16, else in FP32. Other ops run in INT8 when all their
+data inputs come through DequantizeLinear, in FP16 when they read float16; a
+unary activation runs in the precision of the op that feeds it.
+Shape arithmetic (Shape, Constant, ... on static values) is folded away. Any
+other op type that is not listed here raises :class:`UncoveredOpError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import onnx
+
+BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+TRANSPARENT = {"QuantizeLinear", "DequantizeLinear", "Cast", "Identity", "Dropout"}
+STATIC_SOURCES = {"Constant", "Shape", "Size", "ConstantOfShape"}
+COMPUTE = {"Conv", "Gemm", "MatMul"}
+# ONNX op type -> cost kind of the non-compute ops the model covers.
+KIND = {
+    **dict.fromkeys(["MaxPool", "AveragePool", "LpPool"], "pool"),
+    **dict.fromkeys(["GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax", "ReduceSum", "ReduceMin"], "reduce"),
+    **dict.fromkeys(
+        ["Relu", "Clip", "LeakyRelu", "PRelu", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh", "Elu", "Selu",
+         "Softplus", "Gelu", "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Neg", "Abs", "Floor", "Ceil", "Round",
+         "Mish", "Swish"],
+        "activation",
+    ),
+    **dict.fromkeys(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater"], "eltwise"),
+    **dict.fromkeys(["BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization", "LRN"], "norm"),
+    **dict.fromkeys(["Softmax", "LogSoftmax"], "softmax"),
+    **dict.fromkeys(["Concat", "Split", "Slice", "Pad", "Transpose", "Tile", "Expand", "Gather", "DepthToSpace", "SpaceToDepth"], "copy"),
+    **dict.fromkeys(["Resize", "Upsample"], "resize"),
+    **dict.fromkeys(["Reshape", "Flatten", "Squeeze", "Unsqueeze"], "reshape"),
+    **dict.fromkeys(["ArgMax", "TopK"], "reduce"),
+}
+# Kinds that move data without arithmetic: an INT8 input stays INT8 through them.
+PASS_THROUGH = {"reshape", "copy"}
+
+
+class UncoveredOpError(ValueError):
+    """The graph holds an op type the cost model does not cover; it is never counted as free."""
+
+    def __init__(self, op_type: str, node: str) -> None:
+        super().__init__(f"op '{op_type}' (node '{node}') is not covered by the latency model")
+        self.op_type = op_type
+
+
+@dataclass
+class Op:
+    """One operation as the device runs it."""
+
+    name: str
+    op_type: str
+    kind: str
+    precision: str
+    macs: int = 0
+    vector_ops: int = 0
+    params: int = 0
+    weight_bytes: int = 0
+    input_elems: int = 0
+    output_elems: int = 0
+    shape: tuple[int, ...] = ()
+    inputs: list[int] = field(default_factory=list)
+    input_sizes: list[int] = field(default_factory=list)
+    readers: int = 0
+
+
+@dataclass
+class Graph:
+    """The ops of a graph in execution order; ``-1`` in ``Op.inputs`` is the graph input."""
+
+    ops: list[Op]
+    output_ops: list[int]
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of the compute ops."""
+        return sum(op.macs for op in self.ops)
+
+    @property
+    def params(self) -> int:
+        """Weights of the compute ops (biases included)."""
+        return sum(op.params for op in self.ops)
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of the weights, each stored in its layer's precision."""
+        return sum(op.weight_bytes for op in self.ops)
+
+
+def read_graph(model: onnx.ModelProto) -> Graph:
+    """Turn ``model`` (batch fixed to 1 for shapes) into a :class:`Graph`."""
+    return _Reader(model).read()
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out
+
+
+class _Reader:
+    def __init__(self, model: onnx.ModelProto) -> None:
+        import onnx
+        from onnx import numpy_helper, shape_inference
+
+        model = _batch_one(model)
+        model = shape_inference.infer_shapes(model)
+        self.graph = model.graph
+        self.dtype: dict[str, int] = {}
+        self.shape: dict[str, tuple[int, ...]] = {}
+        for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
+            t = vi.type.tensor_type
+            self.dtype[vi.name] = t.elem_type
+            if t.HasField("shape"):
+                self.shape[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else 1 for d in t.shape.dim)
+        self.consts: dict[str, tuple[tuple[int, ...], int]] = {}
+        for init in model.graph.initializer:
+            self.consts[init.name] = (tuple(init.dims), init.data_type)
+        for node in model.graph.node:
+            if node.op_type == "Constant":
+                value = next((a.t for a in node.attribute if a.name == "value"), None)
+                if value is not None:
+                    self.consts[node.output[0]] = (tuple(value.dims), value.data_type)
+        self.static = set(self.consts)
+        self.alias: dict[str, str] = {}  # tensor -> tensor it passes through unchanged (transparent nodes)
+        self.via_dq: set[str] = set()  # tensors read through a DequantizeLinear
+        self.producer: dict[str, int] = {}
+        self.onnx = onnx
+        self.numpy_helper = numpy_helper
+
+    def root(self, name: str) -> str:
+        while name in self.alias:
+            name = self.alias[name]
+        return name
+
+    def read(self) -> Graph:
+        ops: list[Op] = []
+        for node in self.graph.node:
+            if node.op_type in TRANSPARENT:
+                src, out = node.input[0], node.output[0]
+                self.alias[out] = src
+                if node.op_type == "DequantizeLinear" or src in self.via_dq:
+                    self.via_dq.add(out)
+                if src in self.static:
+                    self.static.add(out)
+                continue
+            data = [t for t in node.input if t and t not in self.static]
+            if node.op_type in STATIC_SOURCES or not data:
+                self.static.update(node.output)
+                continue
+            op = self._op(node, data)
+            if op.kind in PASS_THROUGH and all(t in self.via_dq for t in data):
+                self.via_dq.update(node.output)
+            for name in data:
+                producer = self.producer.get(self.root(name), -1)
+                op.inputs.append(producer)
+                op.input_sizes.append(_prod(self.shape.get(name, ())))
+                if producer >= 0:
+                    ops[producer].readers += 1
+            if op.kind == "activation" and op.inputs[0] >= 0 and data[0] not in self.via_dq and op.precision != "fp16":
+                op.precision = ops[op.inputs[0]].precision  # runtimes run an activation in its producer's precision
+            for out in node.output:
+                self.producer[out] = len(ops)
+            ops.append(op)
+        outputs = [self.producer[self.root(o.name)] for o in self.graph.output if self.root(o.name) in self.producer]
+        for i in outputs:
+            ops[i].readers += 1
+        return Graph(ops=ops, output_ops=outputs)
+
+    def _weight(self, name: str) -> tuple[tuple[int, ...], str] | None:
+        """Shape and storage precision of a constant weight input (possibly behind DequantizeLinear), else None."""
+        through_dq = name in self.via_dq
+        name = self.root(name)
+        if name not in self.consts:
+            return None
+        dims, dtype = self.consts[name]
+        if through_dq or dtype in (self.onnx.TensorProto.INT8, self.onnx.TensorProto.UINT8):
+            return dims, "int8"
+        return dims, "fp16" if dtype == self.onnx.TensorProto.FLOAT16 else "fp32"
+
+    def _data_precision(self, data: list[str]) -> str:
+        if all(t in self.via_dq for t in data):
+            return "int8"
+        if any(self.dtype.get(t) == self.onnx.TensorProto.FLOAT16 for t in data):
+            return "fp16"
+        return "fp32"
+
+    def _op(self, node: onnx.NodeProto, data: list[str]) -> Op:
+        out_shape = self.shape.get(node.output[0], ())
+        out_elems = _prod(out_shape)
+        in_elems = sum(_prod(self.shape.get(t, ())) for t in data)
+        if node.op_type in COMPUTE:
+            return self._compute_op(node, data, out_shape, in_elems)
+        if node.op_type not in KIND:
+            raise UncoveredOpError(node.op_type, node.name)
+        kind = KIND[node.op_type]
+        vector_ops = out_elems
+        if kind == "pool":
+            kernel = next((a.ints for a in node.attribute if a.name == "kernel_shape"), [1])
+            vector_ops = out_elems * _prod(tuple(kernel))
+        elif kind in ("reduce", "softmax", "norm"):
+            vector_ops = max(in_elems, out_elems)
+        elif kind == "reshape":
+            vector_ops = 0
+        return Op(node.name, node.op_type, kind, self._data_precision(data), vector_ops=vector_ops,
+                  input_elems=in_elems, output_elems=out_elems, shape=out_shape)
+
+    def _compute_op(self, node: onnx.NodeProto, data: list[str], out_shape: tuple[int, ...], in_elems: int) -> Op:
+        weight = self._weight(node.input[1])
+        out_elems = _prod(out_shape)
+        if node.op_type == "Conv":
+            if weight is None:
+                raise UncoveredOpError("Conv with a non-constant weight", node.name)
+            dims, storage = weight
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            kernel = _prod(tuple(dims[2:]))
+            macs = out_elems * dims[1] * kernel
+            if group == 1:
+                kind = "pointwise" if kernel == 1 else "conv"
+            else:
+                kind = "depthwise" if dims[1] == 1 else "grouped"
+        else:
+            a_shape = self.shape.get(node.input[0], (1,))
+            trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
+            macs = out_elems * (a_shape[-2] if trans_a and len(a_shape) > 1 else a_shape[-1])
+            kind = "gemm"
+            dims, storage = weight if weight else ((), "fp32")
+        params = _prod(tuple(dims)) if weight else 0
+        bias = self._weight(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        bias_elems = _prod(bias[0]) if bias else 0
+        activations_int8 = all(t in self.via_dq for t in data)
+        precision = "fp32" if storage == "int8" and not activations_int8 else storage
+        weight_bytes = params * BYTES[storage] + bias_elems * (4 if storage == "int8" else BYTES[storage])
+        return Op(node.name, node.op_type, kind, precision, macs=macs, params=params + bias_elems,
+                  weight_bytes=weight_bytes, input_elems=in_elems, output_elems=out_elems, shape=out_shape)
+
+
+def _batch_one(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` with every symbolic input dimension set to 1 and stale shape annotations dropped."""
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for inp in copy.graph.input:
+        for dim in inp.type.tensor_type.shape.dim:
+            if not dim.HasField("dim_value"):
+                dim.dim_value = 1
+    del copy.graph.value_info[:]
+    for out in copy.graph.output:
+        out.type.tensor_type.ClearField("shape")
+    return copy

@@ -1,0 +1,78 @@
+"""onnxruntime sessions for the shipped ONNX graph: predictions, accuracy metrics and measured latency."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import onnxruntime
+    from torch.utils.data import Dataset
+
+
+def session(model_bytes: bytes, threads: int = 1) -> onnxruntime.InferenceSession:
+    """A CPU session on ``model_bytes`` with ``threads`` intra-op threads (warnings silenced)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def predict(sess: onnxruntime.InferenceSession, dataset: Dataset, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels of every sample of ``dataset``."""
+    from torch.utils.data import DataLoader
+
+    name = sess.get_inputs()[0].name
+    logits, labels = [], []
+    for images, targets in DataLoader(dataset, batch_size=batch_size):
+        logits.append(sess.run(None, {name: images.numpy()})[0])
+        labels.append(targets.numpy())
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Top-1 accuracy, macro-F1 and, with more than 5 classes, top-5 accuracy (all in [0, 1])."""
+    if not np.isfinite(logits).all():
+        raise FloatingPointError("the model outputs NaN or infinite logits")
+    pred = logits.argmax(axis=1)
+    classes = np.arange(logits.shape[1])
+    f1 = []
+    for c in classes:
+        tp = np.sum((pred == c) & (labels == c))
+        denom = np.sum(pred == c) + np.sum(labels == c)
+        if denom:
+            f1.append(2 * tp / denom)
+    metrics = {"top1": float(np.mean(pred == labels)), "macro_f1": float(np.mean(f1))}
+    if logits.shape[1] > 5:
+        top5 = np.argsort(-logits, axis=1)[:, :5]
+        metrics["top5"] = float(np.mean((top5 == labels[:, None]).any(axis=1)))
+    return metrics
+
+
+def evaluate(sess: onnxruntime.InferenceSession, dataset: Dataset) -> dict[str, float]:
+    """Classification metrics of the session on ``dataset``."""
+    return classification_metrics(*predict(sess, dataset))
+
+
+def measure_latency(sess: onnxruntime.InferenceSession, input_shape: tuple[int, ...], warmup: int = 10,
+                    repeats: int = 50, budget_s: float = 2.0) -> float:
+    """Median wall time (ms) of one inference on a batch-1 input, after warm-up; stops early after ``budget_s``."""
+    name = sess.get_inputs()[0].name
+    x = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
+    for _ in range(warmup):
+        sess.run(None, {name: x})
+    times = []
+    deadline = time.perf_counter() + budget_s
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sess.run(None, {name: x})
+        times.append(time.perf_counter() - start)
+        if time.perf_counter() > deadline and len(times) >= 5:
+            break
+    return statistics.median(times) * 1e3

@@ -1,0 +1,56 @@
+"""Hardware profiles: one YAML per device under this folder, validated by :class:`hw_profiles.schema.Profile`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from search.errors import UserError, unknown_name
+
+if TYPE_CHECKING:
+    from hw_profiles.schema import Profile, Unit
+
+PROFILE_DIR = Path(__file__).parent
+
+
+def list_profiles() -> list[str]:
+    """Names of the bundled profiles."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def load_profile_file(path: str | Path) -> Profile:
+    """Read and validate one profile YAML (``yaml.safe_load``); a UserError names the first problem."""
+    import yaml
+    from pydantic import ValidationError
+
+    from hw_profiles.schema import Profile
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"profile '{path}' is not valid YAML{where}: fix the file") from None
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "top level"
+        raise UserError(f"profile '{path}': {loc}: {err['msg']}") from None
+
+
+def load_profile(spec: str) -> tuple[Profile, Unit, str]:
+    """Resolve ``NAME`` or ``NAME:UNIT`` (or a path to a YAML file) to the profile, the unit and its name."""
+    name, _, unit_name = spec.partition(":")
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        profile = load_profile_file(path)
+    elif name in list_profiles():
+        profile = load_profile_file(PROFILE_DIR / f"{name}.yaml")
+    else:
+        raise unknown_name("hardware profile", name, list_profiles(), "search hw list")
+    unit_name = unit_name or profile.default_unit
+    if unit_name not in profile.units:
+        raise unknown_name(f"unit of {profile.name}", unit_name, profile.units, f"search hw show {profile.name}")
+    return profile, profile.units[unit_name], unit_name

@@ -1,0 +1,1 @@
+"""Hardware-aware compression search: CLI, study lifecycle, Ray execution, Pareto front, export."""

@@ -1,0 +1,67 @@
+"""The uncompressed model of a study: loaded from a checkpoint or trained here once and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from search.data import DataSpec, Splits
+
+if TYPE_CHECKING:
+    from torch import nn
+
+BASELINE_LR = 3e-3
+
+
+@dataclass
+class Baseline:
+    """Weights of the uncompressed model and where they come from."""
+
+    model: nn.Module
+    source: str
+    sha256: str
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def prepare_baseline(model_name: str, splits: Splits, data: DataSpec, cache_dir: Path, epochs: int,
+                     checkpoint: str | None = None, pretrained: bool = False, log=print) -> Baseline:  # noqa: ANN001
+    """Load the model's weights from ``checkpoint``, or train it on the train split (seeded) and cache it.
+
+    The cache key covers model, data, input size, seed and epochs; a later run
+    with the same key reuses the file instead of training again.
+    """
+    import torch
+
+    from search.models import build_model, load_checkpoint
+    from spaces.finetune import train
+
+    model = build_model(model_name, splits.num_classes, pretrained=pretrained)
+    if checkpoint:
+        load_checkpoint(model, checkpoint)
+        return Baseline(model.eval(), str(Path(checkpoint).resolve()), file_sha256(Path(checkpoint)))
+    key = json.dumps([model_name, data.kind, data.path, data.input_size, data.seed, epochs, pretrained])
+    path = cache_dir / f"{model_name}-{data.kind}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        log(f"baseline: reusing {path}")
+    else:
+        log(f"baseline: training {model_name} on {data.label} for {epochs} epochs (no --checkpoint given)")
+        torch.manual_seed(data.seed)
+        model = build_model(model_name, splits.num_classes, pretrained=pretrained)
+        train(model, splits.train, epochs, BASELINE_LR, data.seed)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(path)
+    return Baseline(model.eval(), str(path.resolve()), file_sha256(path))

@@ -1,0 +1,211 @@
+"""Data sets of a study: the embedded digits, CIFAR-10/100 and ImageFolder trees on disk.
+
+Every data set becomes three splits (train, val, test): the search scores on
+val, the final front table is measured on test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from search.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from torch.utils.data import Dataset
+
+KINDS = ("digits", "cifar10", "cifar100", "imagefolder")
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data, at which input size, split with which seed. Plain data: it travels to Ray workers."""
+
+    kind: str = "digits"
+    path: str | None = None
+    input_size: int = 32
+    seed: int = 0
+    val_fraction: float = 0.2
+
+    @property
+    def label(self) -> str:
+        """Short name for study names and reports."""
+        return self.kind if self.path is None else f"{self.kind}:{self.path}"
+
+
+@dataclass
+class Splits:
+    """Train / validation / test data sets and the number of classes."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    num_classes: int
+
+
+def parse_data(text: str, input_size: int | None, seed: int) -> DataSpec:
+    """Parse ``--data`` (``digits``, ``cifar10:DIR``, ``cifar100:DIR``, ``imagefolder:DIR``) and check the files exist."""
+    kind, _, path = text.partition(":")
+    if kind not in KINDS:
+        raise UserError(f"unknown data set '{kind}': use one of digits, cifar10:DIR, cifar100:DIR, imagefolder:DIR")
+    if kind == "digits":
+        if path:
+            raise UserError("'digits' is embedded and takes no path: use --data digits")
+        return DataSpec("digits", None, input_size or 32, seed)
+    if not path:
+        raise UserError(f"--data {kind} needs a folder: use --data {kind}:DIR")
+    folder = Path(path).expanduser().resolve()
+    if kind in ("cifar10", "cifar100"):
+        _cifar_root(kind, folder)
+        return DataSpec(kind, str(folder), input_size or 32, seed)
+    for sub in ("train", "val"):
+        d = folder / sub
+        if not d.is_dir() or not any(p.is_dir() for p in d.iterdir()):
+            raise UserError(f"imagefolder '{folder}' needs {sub}/ with one subfolder per class: create {d}/CLASS/*.jpg")
+    return DataSpec("imagefolder", str(folder), input_size or 224, seed)
+
+
+def _cifar_root(kind: str, folder: Path) -> Path:
+    """The folder that holds torchvision's extracted ``cifar-10-batches-py`` (or ``cifar-100-python``)."""
+    sub = "cifar-10-batches-py" if kind == "cifar10" else "cifar-100-python"
+    for root in (folder, folder.parent):
+        if (root / sub).is_dir():
+            return root
+    raise UserError(f"{kind} data not found in '{folder}': extract torchvision's {sub} there (nothing is downloaded)")
+
+
+def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
+    """Indices of a seeded stratified split of ``labels`` into parts of the given fractions (the rest is the last part)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in range(len(fractions) + 1)]
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        start = 0
+        for i, frac in enumerate(fractions):
+            n = int(round(frac * len(idx)))
+            parts[i].extend(idx[start : start + n])
+            start += n
+        parts[-1].extend(idx[start:])
+    return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
+
+
+@lru_cache(maxsize=4)
+def load_splits(spec: DataSpec) -> Splits:
+    """Load the data set of ``spec`` (cached per process)."""
+    if spec.kind == "digits":
+        return _digits(spec)
+    if spec.kind in ("cifar10", "cifar100"):
+        return _cifar(spec)
+    return _imagefolder(spec)
+
+
+def _digits(spec: DataSpec) -> Splits:
+    """scikit-learn's 1,797 8x8 digits, upsampled to input_size x input_size x 3, split 60/20/20."""
+    import numpy as np
+    import torch
+    from sklearn.datasets import load_digits
+    from torch.nn.functional import interpolate
+    from torch.utils.data import TensorDataset
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
+    images = interpolate(images, size=(spec.input_size, spec.input_size), mode="bilinear", align_corners=False)
+    images = images.repeat(1, 3, 1, 1)
+    images = (images - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    labels = torch.from_numpy(digits.target.astype(np.int64))
+    test_frac = val_frac = spec.val_fraction
+    val_idx, test_idx, train_idx = stratified_split(digits.target, (val_frac, test_frac), spec.seed)
+    parts = [TensorDataset(images[i], labels[i]) for i in (train_idx, val_idx, test_idx)]
+    return Splits(*parts, num_classes=10)
+
+
+def _transform(input_size: int, native: int | None = None):  # noqa: ANN202 (torchvision type)
+    from torchvision import transforms
+
+    steps = [] if native == input_size else [transforms.Resize(input_size), transforms.CenterCrop(input_size)]
+    return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+
+
+def _split_train(dataset: Dataset, labels: np.ndarray, spec: DataSpec) -> tuple[Dataset, Dataset]:
+    from torch.utils.data import Subset
+
+    val_idx, train_idx = stratified_split(labels, (spec.val_fraction,), spec.seed)
+    return Subset(dataset, train_idx.tolist()), Subset(dataset, val_idx.tolist())
+
+
+CIFAR_FILES = {
+    "cifar10": (["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5"], ["test_batch"], b"labels"),
+    "cifar100": (["train"], ["test"], b"fine_labels"),
+}
+
+
+class ArrayDataset:
+    """Images held as a uint8 NHWC array; items are normalised CHW tensors at the requested size."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, input_size: int) -> None:
+        self.images, self.labels = images, labels
+        self.transform = _transform(input_size, native=images.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):  # noqa: ANN204 (tensor, int)
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
+
+
+def _read_cifar(folder: Path, names: list[str], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 32, 32, 3) and labels from torchvision's extracted CIFAR pickles."""
+    import pickle
+
+    import numpy as np
+
+    images, labels = [], []
+    for name in names:
+        try:
+            with (folder / name).open("rb") as f:
+                batch = pickle.load(f, encoding="bytes")  # noqa: S301 (the CIFAR format is pickle; the user's own files)
+            images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            labels.append(np.asarray(batch[label_key], dtype=np.int64))
+        except (OSError, KeyError, ValueError, pickle.UnpicklingError, EOFError) as exc:
+            raise UserError(f"CIFAR file '{folder / name}' is missing or corrupt ({type(exc).__name__}): re-extract the archive") from None
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _cifar(spec: DataSpec) -> Splits:
+    """torchvision's CIFAR layout on disk: its train set split into train/val, its test set as test."""
+    sub = "cifar-10-batches-py" if spec.kind == "cifar10" else "cifar-100-python"
+    folder = _cifar_root(spec.kind, Path(spec.path or ".")) / sub
+    train_files, test_files, label_key = CIFAR_FILES[spec.kind]
+    images, labels = _read_cifar(folder, train_files, label_key)
+    test_images, test_labels = _read_cifar(folder, test_files, label_key)
+    val_idx, train_idx = stratified_split(labels, (spec.val_fraction,), spec.seed)
+    return Splits(
+        ArrayDataset(images[train_idx], labels[train_idx], spec.input_size),
+        ArrayDataset(images[val_idx], labels[val_idx], spec.input_size),
+        ArrayDataset(test_images, test_labels, spec.input_size),
+        num_classes=10 if spec.kind == "cifar10" else 100,
+    )
+
+
+def _imagefolder(spec: DataSpec) -> Splits:
+    """An ImageFolder tree: train/ split into train/val, val/ as test."""
+    import numpy as np
+    from torchvision import datasets
+
+    root = Path(spec.path or ".")
+    transform = _transform(spec.input_size)
+    full = datasets.ImageFolder(str(root / "train"), transform=transform)
+    test = datasets.ImageFolder(str(root / "val"), transform=transform)
+    if test.classes != full.classes:
+        raise UserError(f"imagefolder '{root}': val/ and train/ must have the same class folders")
+    train, val = _split_train(full, np.asarray(full.targets), spec)
+    return Splits(train, val, test, num_classes=len(full.classes))

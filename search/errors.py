@@ -1,0 +1,30 @@
+"""The one error root for mistakes a user can fix: printed as one line, exit code 2."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class UserError(Exception):
+    """A problem with the user's input; the message names the problem and the fix."""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str], hint: str) -> UserError:
+    """Build the error for an unknown name, listing the closest known names.
+
+    Args:
+        kind: What was looked up, e.g. ``"hardware profile"``.
+        name: The name the user gave.
+        known: Every valid name.
+        hint: The command or option that lists valid names.
+    """
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    if close:
+        suggestion = f"did you mean {', '.join(close)}?"
+    elif len(known) <= 12:
+        suggestion = f"known: {', '.join(known)}"
+    else:
+        suggestion = f"see {hint}"
+    return UserError(f"unknown {kind} '{name}': {suggestion}")

@@ -1,0 +1,79 @@
+"""Model loading: built-in models by name, any timm model, optional checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from search.errors import UserError, unknown_name
+
+if TYPE_CHECKING:
+    from torch import nn
+
+DEFAULT_MODEL = "small_cnn"
+
+
+def _small_cnn(num_classes: int, in_chans: int) -> nn.Module:
+    from search.models.small_cnn import SmallCNN
+
+    return SmallCNN(num_classes=num_classes, in_chans=in_chans)
+
+
+def _hl_cnn(num_classes: int, in_chans: int) -> nn.Module:
+    from search.models.hl_cnn import HLCNN
+
+    return HLCNN(num_classes=num_classes, in_chans=in_chans)
+
+
+BUILTIN_MODELS: dict[str, Callable[[int, int], nn.Module]] = {"small_cnn": _small_cnn, "hl_cnn": _hl_cnn}
+
+
+def check_model_name(name: str) -> None:
+    """Raise a UserError naming the closest models if ``name`` is neither built in nor in timm."""
+    if name in BUILTIN_MODELS:
+        return
+    import timm
+
+    if not timm.is_model(name):
+        raise unknown_name("model", name, [*BUILTIN_MODELS, *timm.list_models()], "timm.list_models()")
+
+
+def build_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = False) -> nn.Module:
+    """Create a model by name: a built-in one (``small_cnn``, ``hl_cnn``) or any timm model.
+
+    Args:
+        name: Model name.
+        num_classes: Size of the classifier output.
+        in_chans: Input channels.
+        pretrained: Passed to timm (needs internet); ignored for built-in models.
+    """
+    check_model_name(name)
+    if name in BUILTIN_MODELS:
+        return BUILTIN_MODELS[name](num_classes, in_chans)
+    import timm
+
+    return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans)
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> None:
+    """Load a state dict saved with ``torch.save`` (plain, or under 'state_dict'/'model') into ``model``."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint '{path}' not found: pass the path of a saved state_dict")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise UserError(f"checkpoint '{path}' cannot be read with weights_only=True ({type(exc).__name__}): save a plain state_dict") from None
+    if isinstance(state, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(f"checkpoint '{path}' does not fit the model ({first}): check --model and --checkpoint") from None

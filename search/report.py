@@ -1,0 +1,106 @@
+"""The Pareto front after a search: a table on the terminal and, per front member, its plan and ONNX graph."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search.study import pareto_front
+
+if TYPE_CHECKING:
+    import optuna
+    from rich.console import Console
+
+
+def uncompressed_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The completed uncompressed baseline trial, if any."""
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.user_attrs.get("baseline") == "uncompressed":
+            return trial
+    return None
+
+
+def precision_mix(precisions: dict[str, str]) -> str:
+    """``int8 8 / fp16 1 / fp32 1``: how many compute layers run in each precision."""
+    counts = {p: sum(v == p for v in precisions.values()) for p in ("int8", "fp16", "fp32")}
+    return " / ".join(f"{p} {n}" for p, n in counts.items() if n)
+
+
+def mean_prune(plan: dict[str, Any]) -> float:
+    """Mean prune ratio over the plan's layers."""
+    ratios = [layer["prune_ratio"] for layer in plan.get("layers", {}).values()]
+    return sum(ratios) / len(ratios) if ratios else 0.0
+
+
+def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One dict per front member: test metrics, size, MACs, predicted and measured latency, speed-up."""
+    reference = uncompressed_trial(study)
+    ref_latency = reference.user_attrs["latency_ms"] if reference else None
+    ref_test = reference.user_attrs["test_top1"] if reference else None
+    rows = []
+    for trial in pareto_front(study):
+        a = trial.user_attrs
+        rows.append({
+            "trial": trial.number,
+            "baseline": a.get("baseline", ""),
+            "test_top1": 100 * a["test_top1"],
+            "test_delta": 100 * (a["test_top1"] - ref_test) if ref_test is not None else None,
+            "val_top1": 100 * a["val_top1"],
+            "size_kb": a["size_bytes"] / 1024,
+            "macs_m": a["macs"] / 1e6,
+            "latency_ms": a["latency_ms"],
+            "energy_mj": a["energy_mj"],
+            "host_ms": a["host_latency_ms"],
+            "speedup": ref_latency / a["latency_ms"] if ref_latency else None,
+            "precisions": precision_mix(a.get("precisions", {})),
+            "mean_prune": mean_prune(a.get("plan", {})),
+        })
+    return rows
+
+
+def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str, Any]]:
+    """Print the front as a table; returns its rows."""
+    from rich.table import Table
+
+    rows = front_rows(study)
+    table = Table(title=f"Pareto front of '{study.study_name}' ({len(rows)} points; latency and energy predicted on {hw})")
+    for column in ("trial", "test acc %", "Δ vs base", "size KB", "MMACs", "latency ms", "energy mJ",
+                   "host ms", "speed-up", "precisions", "prune"):
+        table.add_column(column, justify="left" if column in ("precisions", "trial") else "right")
+    for r in rows:
+        label = f"{r['trial']}" + (f" ({r['baseline']})" if r["baseline"] else "")
+        table.add_row(
+            label, f"{r['test_top1']:.2f}", "" if r["test_delta"] is None else f"{r['test_delta']:+.2f}",
+            f"{r['size_kb']:.1f}", f"{r['macs_m']:.2f}", f"{r['latency_ms']:.3f}", f"{r['energy_mj']:.3f}",
+            f"{r['host_ms']:.3f}", "" if r["speedup"] is None else f"{r['speedup']:.2f}x", r["precisions"],
+            f"{r['mean_prune']:.2f}",
+        )
+    console.print(table)
+    return rows
+
+
+def export_front(study: optuna.Study, out_dir: Path, source: dict[str, Any]) -> list[Path]:
+    """Write ``plan.yaml`` and ``model.onnx`` of every front member under ``out_dir/trial_NNNNN``.
+
+    The folder is built beside ``out_dir`` and swapped in at the end, so a
+    crash never leaves a half-written front.
+    """
+    from spaces.plan import CompressionPlan
+
+    staging = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    written = []
+    for trial in pareto_front(study):
+        folder = staging / f"trial_{trial.number:05d}"
+        folder.mkdir(parents=True)
+        plan = CompressionPlan.from_dict(trial.user_attrs["plan"])
+        plan.to_yaml(folder / "plan.yaml", source={**source, "study": study.study_name, "trial": trial.number})
+        shutil.copyfile(trial.user_attrs["onnx"], folder / "model.onnx")
+        written.append(out_dir / folder.name)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    if staging.exists():
+        staging.replace(out_dir)
+    return written

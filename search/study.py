@@ -1,0 +1,169 @@
+"""The study database: storage URLs, creating or resuming a study, objectives, constraints, the front."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
+
+# objective name -> (direction, trial metric, scale to the reported value)
+OBJECTIVES: dict[str, tuple[str, str, float]] = {
+    "accuracy": ("maximize", "val_top1", 100.0),
+    "latency": ("minimize", "latency_ms", 1.0),
+    "energy": ("minimize", "energy_mj", 1.0),
+    "size": ("minimize", "size_bytes", 1.0),
+}
+METRIC_NAMES = {"accuracy": "accuracy", "latency": "latency_ms", "energy": "energy_mj", "size": "size_bytes"}
+SAMPLERS = ("nsga2", "tpe", "random")
+IDENTITY_KEYS = ("model", "data", "input_size", "hw", "objectives")
+
+
+def parse_objectives(text: str) -> list[str]:
+    """``accuracy,latency[,energy][,size]`` -> list; accuracy must come first."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown or not names:
+        raise UserError(f"unknown objective '{(unknown or [''])[0]}': use a comma list of {', '.join(OBJECTIVES)}")
+    if names[0] != "accuracy" or len(set(names)) != len(names) or len(names) < 2:
+        raise UserError("--objectives must start with accuracy and name at least one cost, each once (e.g. accuracy,latency,energy)")
+    return names
+
+
+def objective_values(objectives: list[str], metrics: dict[str, float]) -> list[float]:
+    """The values told to Optuna for a trial's metrics."""
+    return [metrics[OBJECTIVES[name][1]] * OBJECTIVES[name][2] for name in objectives]
+
+
+def default_storage(run_dir: Path) -> str:
+    """SQLite file in the run folder."""
+    return f"sqlite:///{(run_dir / 'studies.db').resolve()}"
+
+
+def redact(url: str) -> str:
+    """``url`` with any password hidden."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 (a URL that does not parse is shown as given)
+        return url
+
+
+def check_storage(url: str) -> None:
+    """Fail with one line if ``url`` cannot be an Optuna storage, without creating anything."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    hint = "use sqlite:///PATH.db or postgresql://USER:PASSWORD@HOST/DB"
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UserError(f"storage URL '{url}' is malformed: {hint}") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            raise UserError(f"storage URL '{url}' names no file: a study must outlive the run; {hint}")
+        if not Path(database).parent.is_dir():
+            raise UserError(f"storage URL '{url}': folder '{Path(database).parent}' does not exist: create it or {hint}")
+        return
+    try:
+        engine = create_engine(url)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 (drivers raise many types)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot open storage '{redact(url)}' ({first[:160]}): check the URL and that the server is running") from None
+
+
+def quiet_optuna() -> None:
+    """Keep Optuna's per-trial log lines and experimental-API warnings off the terminal."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage for ``url`` (checked first with :func:`check_storage`)."""
+    import optuna
+
+    quiet_optuna()
+    check_storage(url)
+    return optuna.storages.RDBStorage(url)
+
+
+def make_sampler(name: str, seed: int, population: int) -> optuna.samplers.BaseSampler:
+    """NSGA-II (default), TPE or random sampling, seeded."""
+    import optuna
+
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def find_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study | None:
+    """The study called ``name`` in ``storage``, if it exists."""
+    import optuna
+
+    if name not in {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}:
+        return None
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def check_same_study(study: optuna.Study, identity: dict[str, Any]) -> None:
+    """Refuse to resume ``study`` with a different model, data, profile, objectives or space."""
+    attrs = study.user_attrs
+    for key, value in identity.items():
+        if key in attrs and attrs[key] != value:
+            raise UserError(
+                f"study '{study.study_name}' was created with {key}={attrs[key]!r}, this run has {value!r}: "
+                f"use another --study-name or the same settings"
+            )
+
+
+@dataclass
+class StudySetup:
+    """What a new study records about itself (study user attributes)."""
+
+    identity: dict[str, Any]
+    details: dict[str, Any]
+
+
+def create_study(storage: optuna.storages.BaseStorage, name: str, objectives: list[str],
+                 sampler: optuna.samplers.BaseSampler, setup: StudySetup) -> optuna.Study:
+    """Create the study with directions, metric names and its identity stored as user attributes."""
+    import optuna
+
+    study = optuna.create_study(
+        storage=storage, study_name=name, sampler=sampler,
+        directions=[OBJECTIVES[o][0] for o in objectives],
+    )
+    study.set_metric_names([METRIC_NAMES[o] for o in objectives])
+    for key, value in {**setup.identity, **setup.details}.items():
+        study.set_user_attr(key, value)
+    return study
+
+
+def set_constraints(trial: optuna.Trial, metrics: dict[str, float], reference_top1: float,
+                    max_accuracy_drop: float | None, latency_budget_ms: float | None) -> None:
+    """Budgets as Optuna constraints (feasible when <= 0): accuracy drop in points, predicted latency in ms."""
+    if max_accuracy_drop is not None:
+        trial.set_constraint("accuracy_drop", 100 * (reference_top1 - metrics["val_top1"]) - max_accuracy_drop)
+    if latency_budget_ms is not None:
+        trial.set_constraint("latency_ms", metrics["latency_ms"] - latency_budget_ms)
+
+
+def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Feasible Pareto-optimal trials, in order of decreasing accuracy."""
+    return sorted(study.best_trials, key=lambda t: (-t.values[0], t.number))

@@ -1,0 +1,100 @@
+"""One trial's work, run inside a Ray task: realise the plan, then score the shipped ONNX graph."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from search.data import DataSpec
+
+if TYPE_CHECKING:
+    from hw_profiles.schema import Unit
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to rebuild the uncompressed model in a worker (its weights travel separately)."""
+
+    name: str
+    num_classes: int
+    input_size: int
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """Everything a worker needs for one candidate; plain data, pickled to Ray."""
+
+    plan: dict[str, Any]
+    model: ModelSpec
+    data: DataSpec
+    unit: Unit
+    threads: int = 1
+
+
+@dataclass
+class TrialOutcome:
+    """Metrics and the ONNX graph of a candidate, or the reason it failed."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    precisions: dict[str, str] = field(default_factory=dict)
+    onnx_bytes: bytes = b""
+    error: str | None = None
+
+
+def limit_threads(threads: int) -> None:
+    """Keep torch (and OpenMP libraries) to ``threads`` so parallel trials do not fight over cores."""
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+
+
+def score_graph(graph_bytes: bytes, unit: Unit, splits: Any, input_size: int, threads: int = 1) -> tuple[dict[str, float], dict[str, str]]:
+    """Score an ONNX graph: accuracy on val and test (onnxruntime), size, MACs, predicted and measured latency.
+
+    Returns the metrics and the precision each compute layer runs in, as read from the graph.
+    """
+    import onnx
+
+    from evaluators.cost_model import CostModel
+    from evaluators.graph import COMPUTE, read_graph
+    from evaluators.onnx_runtime import evaluate, measure_latency, session
+
+    sess = session(graph_bytes, threads)
+    metrics: dict[str, float] = {}
+    for split, dataset in (("val", splits.val), ("test", splits.test)):
+        for key, value in evaluate(sess, dataset).items():
+            metrics[f"{split}_{key}"] = value
+    graph = read_graph(onnx.load_from_string(graph_bytes))
+    estimate = CostModel(unit).estimate(graph)
+    metrics.update(estimate.summary())
+    metrics["host_latency_ms"] = measure_latency(sess, (1, 3, input_size, input_size))
+    precisions = {op.name: op.precision for op in graph.ops if op.op_type in COMPUTE}
+    return metrics, precisions
+
+
+def evaluate_candidate(job: TrialJob, state: dict) -> TrialOutcome:
+    """Realise ``job.plan`` from the uncompressed weights ``state`` and score it; never raises."""
+    start = time.perf_counter()
+    try:
+        limit_threads(job.threads)
+        from search.data import load_splits
+        from search.models import build_model
+        from spaces.apply import apply
+        from spaces.plan import CompressionPlan
+
+        splits = load_splits(job.data)
+        model = build_model(job.model.name, job.model.num_classes)
+        model.load_state_dict(state)
+        model.eval()
+        graph = apply(CompressionPlan.from_dict(job.plan), model, splits.train, job.model.input_size)
+        graph_bytes = graph.SerializeToString()
+        metrics, precisions = score_graph(graph_bytes, job.unit, splits, job.model.input_size, job.threads)
+        metrics["seconds"] = time.perf_counter() - start
+        return TrialOutcome(metrics=metrics, precisions=precisions, onnx_bytes=graph_bytes)
+    except Exception as exc:  # a failing candidate is a result, recorded as FAIL by the driver
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return TrialOutcome(error=f"{type(exc).__name__}: {exc} (at {os.path.basename(where.filename)}:{where.lineno})")

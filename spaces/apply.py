@@ -1,0 +1,91 @@
+"""Realise a CompressionPlan: prune, recover, export, quantize and convert, into one checked ONNX graph."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from spaces.analysis import ModelAnalysis, analyse
+from spaces.plan import CompressionPlan, PlanError
+
+if TYPE_CHECKING:
+    import onnx
+    from torch import nn
+    from torch.utils.data import Dataset
+
+
+def calibration_images(dataset: Dataset, count: int, seed: int) -> np.ndarray:
+    """``count`` images drawn (seeded) from ``dataset``, as one float32 array."""
+    import torch
+
+    order = np.random.default_rng(seed).permutation(len(dataset))[: min(count, len(dataset))]
+    return torch.stack([dataset[int(i)][0] for i in order]).numpy().astype(np.float32)
+
+
+def check_plan_fits(plan: CompressionPlan, analysis: ModelAnalysis) -> None:
+    """Raise PlanError when the plan names layers the model does not have."""
+    unknown = sorted(set(plan.layers) - set(analysis.layers))
+    if unknown:
+        more = f" (and {len(unknown) - 3} more)" if len(unknown) > 3 else ""
+        raise PlanError(f"the plan names layers the model does not have: {', '.join(unknown[:3])}{more}")
+
+
+def apply(plan: CompressionPlan, model: nn.Module, train_set: Dataset, input_size: int,
+          analysis: ModelAnalysis | None = None) -> onnx.ModelProto:
+    """Build the candidate of ``plan`` from the uncompressed ``model`` (left untouched).
+
+    Steps: structured pruning of each coupled group (Torch-Pruning); a recovery
+    fine-tune on ``train_set`` when anything was pruned (distilled from ``model``
+    if the recipe says so); ONNX export with BatchNorm folded; INT8 layers by
+    NNCF post-training quantization; FP16 layers by casts; ``onnx.checker``.
+    The plan is stored in the graph's metadata (key ``compression_plan``).
+    """
+    import onnx
+    import torch
+
+    from spaces.finetune import train
+    from spaces.fp16 import convert_layers_fp16
+    from spaces.onnx_export import export_onnx
+    from spaces.pruning import group_ratios, prune
+    from spaces.quantize import quantize_int8
+
+    recipe = plan.recipe
+    example = torch.zeros(1, 3, input_size, input_size)
+    analysis = analysis or analyse(model, example)
+    check_plan_fits(plan, analysis)
+    ratios = group_ratios(plan, analysis)
+    candidate = copy.deepcopy(model).eval()
+    torch.manual_seed(recipe.seed)
+    prune(candidate, ratios, example, recipe.round_to)
+    if any(ratios.values()) and recipe.finetune_epochs > 0:
+        teacher = model if recipe.distill else None
+        train(candidate, train_set, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed, teacher=teacher)
+    graph = export_onnx(candidate, input_size)
+    int8 = plan.layers_in("int8")
+    if int8:
+        graph = quantize_int8(graph, calibration_images(train_set, recipe.calibration_size, recipe.seed), int8)
+    fp16 = plan.layers_in("fp16")
+    if fp16:
+        graph = convert_layers_fp16(graph, fp16)
+    onnx.checker.check_model(graph)
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = "compression_plan", json.dumps(plan.to_dict(), sort_keys=True)
+    return graph
+
+
+def quantizable_layers(model: nn.Module, train_set: Dataset, input_size: int, calibration: int = 16) -> set[str]:
+    """Layers NNCF actually quantizes when asked to quantize all of them (it skips some patterns, e.g. SE convs)."""
+    from evaluators.graph import read_graph
+    from spaces.onnx_export import compute_node_names, export_onnx
+    from spaces.quantize import quantize_int8
+
+    graph = export_onnx(copy.deepcopy(model).eval(), input_size)
+    names = compute_node_names(graph)
+    quantized = quantize_int8(graph, calibration_images(train_set, calibration, 0), names)
+    return {op.name for op in read_graph(quantized).ops if op.name in names and op.precision == "int8"}
+
+
+__all__ = ["PlanError", "apply", "calibration_images", "check_plan_fits", "quantizable_layers"]

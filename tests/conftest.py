@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny models and data made here (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The embedded digits splits at 16x16 (small and fast)."""
+    from search.data import DataSpec, load_splits
+
+    return load_splits(DataSpec(input_size=16))
+
+
+@pytest.fixture()
+def tiny_cnn():
+    """A small residual CNN with narrow layers, random weights, eval mode."""
+    import torch
+
+    from search.models.small_cnn import SmallCNN
+
+    torch.manual_seed(0)
+    return SmallCNN(num_classes=10, widths=(8, 16, 16)).eval()
+
+
+@pytest.fixture()
+def tiny_hlcnn():
+    """The HL-CNN at width 8, random weights, eval mode."""
+    import torch
+
+    from search.models.hl_cnn import HLCNN
+
+    torch.manual_seed(0)
+    return HLCNN(num_classes=10, width=8).eval()
+
+
+def randomise_batchnorm(model) -> None:
+    """Give BatchNorm layers non-trivial statistics so folding them is actually tested."""
+    import torch
+
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.rand(n, generator=generator) - 0.5)
+            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.rand(n, generator=generator) - 0.5)

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from evaluators.cost_model import CostModel
+from evaluators.graph import read_graph
+from hw_profiles import load_profile
+from spaces.fp16 import convert_layers_fp16
+from spaces.onnx_export import compute_node_names, export_onnx
+from spaces.quantize import quantize_int8
+
+
+@pytest.fixture(scope="module")
+def pixel7_cpu():
+    return load_profile("pixel7")[1]
+
+
+def _graphs(model: torch.nn.Module, size: int):
+    fp32 = export_onnx(model, size)
+    calib = np.random.default_rng(0).standard_normal((8, 3, size, size)).astype(np.float32)
+    int8 = quantize_int8(export_onnx(model, size), calib, compute_node_names(fp32))
+    fp16 = convert_layers_fp16(export_onnx(model, size), compute_node_names(fp32))
+    return fp32, fp16, int8
+
+
+def test_lower_precision_is_faster_on_a_compute_bound_model(pixel7_cpu):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 3, padding=1)).eval()
+    fp32, fp16, int8 = (CostModel(pixel7_cpu).estimate(read_graph(g)) for g in _graphs(model, 32))
+    assert int8.latency_ms < fp16.latency_ms < fp32.latency_ms
+    assert int8.energy_mj < fp32.energy_mj
+    assert fp32.size_bytes == 2 * fp16.size_bytes
+    assert all(row.bound == "compute" for row in fp32.layers if row.op_type == "Conv")
+
+
+def test_fused_activation_costs_nothing_and_switches_cost_something(pixel7_cpu, tiny_cnn):
+    graph = read_graph(convert_layers_fp16(export_onnx(tiny_cnn, 16), ["stage1.conv1.0"]))
+    estimate = CostModel(pixel7_cpu).estimate(graph)
+    names = {row.name for row in estimate.layers}
+    stem = next(i for i, op in enumerate(graph.ops) if op.name == "stem.0")
+    stem_relu = next(op for op in graph.ops if op.op_type == "Relu" and op.inputs == [stem])
+    assert stem_relu.name not in names  # fused into the stem conv on XNNPACK-style runtimes
+    residual_relu = next(op for op in graph.ops if op.op_type == "Relu" and graph.ops[op.inputs[0]].op_type == "Add")
+    assert residual_relu.name not in names  # fused into the residual Add
+    switches = [row for row in estimate.layers if row.op_type == "Convert"]
+    assert {row.kind for row in switches} == {"fp32->fp16", "fp16->fp32"}
+    assert all(row.ms > 0 for row in switches)
+    assert estimate.latency_ms == pytest.approx(sum(row.ms for row in estimate.layers))
+
+
+def test_memory_bound_when_bytes_dominate(pixel7_cpu):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4096, 4096)).eval()
+    estimate = CostModel(pixel7_cpu).estimate(read_graph(export_onnx(model, 8, in_chans=64)))
+    gemm = next(row for row in estimate.layers if row.op_type == "Gemm")
+    assert gemm.bound == "memory"
+
+
+def test_threads_speed_up_compute(pixel7_cpu):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.Conv2d(64, 64, 3, padding=1)).eval()
+    graph = read_graph(export_onnx(model, 32))
+    one, two = CostModel(pixel7_cpu, threads=1).estimate(graph), CostModel(pixel7_cpu, threads=2).estimate(graph)
+    assert 1.5 < one.latency_ms / two.latency_ms < 2.0
+
+
+def test_unsupported_precision_raises(pixel7_cpu):
+    unit = pixel7_cpu.model_copy(update={"precisions": ["fp32"]})
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)).eval()
+    assert CostModel(unit).estimate(read_graph(export_onnx(model, 8))).latency_ms > 0
+    fp16 = read_graph(convert_layers_fp16(export_onnx(model, 8), ["0"]))
+    with pytest.raises(ValueError, match="does not support"):
+        CostModel(unit).estimate(fp16)

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from hw_profiles import PROFILE_DIR, list_profiles, load_profile, load_profile_file
+from search.errors import UserError
+
+
+@pytest.mark.parametrize("name", list_profiles())
+def test_every_bundled_profile_validates(name):
+    profile, unit, unit_name = load_profile(name)
+    assert unit_name == profile.default_unit
+    assert unit.precisions
+
+
+def _write(tmp_path, mutate):
+    data = yaml.safe_load((PROFILE_DIR / "pixel7.yaml").read_text())
+    mutate(data)
+    path = tmp_path / "custom.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["units"]["cpu"].update(turbo=True), "units.cpu.turbo: Extra inputs are not permitted"),
+        (lambda d: d["units"]["cpu"]["overhead_us"].pop("source"), "units.cpu.overhead_us.source: Field required"),
+        (lambda d: d["units"]["cpu"]["overhead_us"].update(source="nowhere"), "cites source 'nowhere'"),
+        (lambda d: d["units"]["cpu"].update(precisions=["fp32", "int4"]), "precisions"),
+        (lambda d: d["units"]["cpu"].update(precisions=["fp32", "int8"]), "gmacs has fp16, which the unit does not run"),
+        (lambda d: d.update(default_unit="npu"), "default_unit 'npu' is not one of the units"),
+    ],
+)
+def test_schema_errors_are_one_clear_line(tmp_path, mutate, message):
+    with pytest.raises(UserError) as info:
+        load_profile_file(_write(tmp_path, mutate))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nunits: [a, b\n")
+    with pytest.raises(UserError, match="not valid YAML at line"):
+        load_profile_file(path)
+
+
+def test_unknown_profile_and_unit_suggest_close_names():
+    with pytest.raises(UserError, match="did you mean pixel7"):
+        load_profile("pixel8")
+    with pytest.raises(UserError, match="unknown unit of pixel7 'gpu'"):
+        load_profile("pixel7:gpu")
+
+
+def test_profile_file_path_is_accepted(tmp_path):
+    path = _write(tmp_path, lambda d: d.update(name="mine"))
+    profile, _, _ = load_profile(str(path))
+    assert profile.name == "mine"

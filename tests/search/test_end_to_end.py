@@ -1,0 +1,133 @@
+"""A short real study through the CLI: Optuna (SQLite), local Ray, Torch-Pruning, NNCF, onnxruntime."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import optuna
+import pytest
+from onnx import TensorProto
+
+from tests.search.test_cli import run_cli
+
+pytestmark = pytest.mark.slow
+FAST = ["--baseline-epochs", "4", "--finetune-epochs", "1", "--calibration-size", "32", "--workers", "2", "--input-size", "16"]
+STUDY = "e2e"
+
+
+def ray_processes() -> list[str]:
+    out = subprocess.run(["pgrep", "-af", "raylet|gcs_server"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "pgrep" not in line]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("run")
+    before = ray_processes()
+    result = run_cli("run", "--run-dir", str(path), "--study-name", STUDY, "--trials", "6", *FAST, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    deadline = time.time() + 20
+    while ray_processes() != before and time.time() < deadline:
+        time.sleep(0.5)
+    assert ray_processes() == before, "the run left Ray processes behind"
+    (path / "stdout.txt").write_text(result.stdout)
+    return path
+
+
+def _study(run_dir):
+    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{run_dir / 'studies.db'}")
+
+
+def test_study_has_baselines_first_and_named_objectives(run_dir):
+    study = _study(run_dir)
+    assert study.metric_names == ["accuracy", "latency_ms"]
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL))
+    assert len(trials) == 6
+    assert [t.user_attrs.get("baseline") for t in trials[:4]] == ["uncompressed", "all-int8", "uniform-prune-25", "uniform-prune-50"]
+    assert study.user_attrs["model"] == "small_cnn" and study.user_attrs["hw"] == "pixel7:cpu"
+    assert study.user_attrs["reference_test_top1"] > 0.5
+    for trial in trials:
+        assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
+        assert trial.user_attrs["latency_ms"] > 0 and trial.user_attrs["energy_mj"] > 0 and trial.user_attrs["host_latency_ms"] > 0
+
+
+def test_all_int8_baseline_is_faster_on_pixel7_and_ships_qdq(run_dir):
+    trials = {t.user_attrs.get("baseline"): t for t in _study(run_dir).trials}
+    base, int8 = trials["uncompressed"], trials["all-int8"]
+    assert base.user_attrs["latency_ms"] / int8.user_attrs["latency_ms"] > 1.5
+    assert int8.user_attrs["size_bytes"] < 0.3 * base.user_attrs["size_bytes"]
+    graph = onnx.load(int8.user_attrs["onnx"])
+    ops = {n.op_type for n in graph.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_stored_accuracy_is_the_onnx_graphs_accuracy(run_dir):
+    from evaluators.onnx_runtime import evaluate, session
+    from search.data import DataSpec, load_splits
+
+    splits = load_splits(DataSpec(input_size=16))
+    for trial in _study(run_dir).trials:
+        graph_bytes = open(trial.user_attrs["onnx"], "rb").read()
+        metrics = evaluate(session(graph_bytes), splits.val)
+        assert metrics["top1"] == trial.user_attrs["val_top1"]
+        assert trial.values[0] == pytest.approx(100 * metrics["top1"])
+        plan = trial.user_attrs["plan"]["layers"]
+        fp16_layers = [name for name, lp in plan.items() if lp["precision"] == "fp16"]
+        fp16_inits = {t.name.split("/")[0] for t in onnx.load_from_string(graph_bytes).graph.initializer if t.data_type == TensorProto.FLOAT16}
+        assert set(fp16_layers) <= {name.rsplit(".", 1)[0] for name in fp16_inits}
+
+
+def test_front_is_exported_and_printed(run_dir):
+    front = sorted((run_dir / STUDY / "front").iterdir())
+    assert front and len(front) == len(_study(run_dir).best_trials)
+    for folder in front:
+        assert (folder / "plan.yaml").is_file() and (folder / "model.onnx").is_file()
+        onnx.checker.check_model(onnx.load(folder / "model.onnx"))
+    assert "Pareto front" in (run_dir / "stdout.txt").read_text()
+
+
+def test_optuna_cli_reads_the_study(run_dir):
+    optuna_cli = str(Path(sys.executable).parent / "optuna")
+    result = subprocess.run([optuna_cli, "best-trials", "--study-name", STUDY,
+                             "--storage", f"sqlite:///{run_dir / 'studies.db'}", "-f", "json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "accuracy" in result.stdout and "latency_ms" in result.stdout
+
+
+def test_resume_adds_trials_and_refuses_another_model(run_dir):
+    result = run_cli("run", "--run-dir", str(run_dir), "--study-name", STUDY, "--trials", "7", *FAST, timeout=900)
+    assert result.returncode == 0, result.stderr
+    study = _study(run_dir)
+    assert len(study.trials) == 7
+    assert sum(1 for t in study.trials if t.user_attrs.get("baseline")) == 4
+    other = run_cli("run", "--run-dir", str(run_dir), "--study-name", STUDY, "--model", "hl_cnn", *FAST)
+    assert other.returncode == 2 and "was created with model='small_cnn'" in other.stderr
+    assert len(_study(run_dir).trials) == 7
+
+
+def test_failing_trials_are_recorded_and_the_study_goes_on(run_dir):
+    result = run_cli("run", "--run-dir", str(run_dir), "--study-name", "nan", "--trials", "4", "--finetune-lr", "1e12", *FAST, timeout=900)
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="nan", storage=f"sqlite:///{run_dir / 'studies.db'}")
+    states = {t.user_attrs["baseline"]: t for t in study.trials}
+    assert states["uncompressed"].state == optuna.trial.TrialState.COMPLETE
+    failed = states["uniform-prune-50"]
+    assert failed.state == optuna.trial.TrialState.FAIL
+    assert "FloatingPointError" in failed.user_attrs["fail_reason"]
+
+
+def test_unmet_budget_is_reported_and_trials_kept(run_dir):
+    result = run_cli("run", "--run-dir", str(run_dir), "--study-name", "budget", "--trials", "2", "--latency-budget-ms", "0.000001", *FAST, timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert "no candidate meets the budgets" in result.stdout
+    study = optuna.load_study(study_name="budget", storage=f"sqlite:///{run_dir / 'studies.db'}")
+    finished = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(finished) == 2 and study.best_trials == []
+    assert all(np.isfinite(t.values).all() for t in finished)
+    # the baselines not run yet stay queued for a resumed run
+    assert len(study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 2

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+
+import onnx
+import optuna
+import pytest
+import torch
+
+from evaluators.graph import read_graph
+from spaces.analysis import analyse
+from spaces.apply import apply, quantizable_layers
+from spaces.plan import CompressionPlan, LayerPlan, PlanError, Recipe
+from spaces.space import SearchSpace
+
+
+@pytest.fixture()
+def space(tiny_cnn):
+    analysis = analyse(tiny_cnn, torch.zeros(1, 3, 16, 16))
+    int8 = set(analysis.layers) - {"fc"}
+    return SearchSpace.build(analysis, ["fp32", "fp16", "int8"], int8, recipe=Recipe(finetune_epochs=1))
+
+
+def test_space_follows_unit_and_quantizable_layers(space, tiny_cnn):
+    assert space.precisions["fc"] == ("fp32", "fp16")
+    assert space.precisions["stem.0"] == ("fp32", "fp16", "int8")
+    fp32_only = SearchSpace.build(space.analysis, ["fp32"], set(space.analysis.layers))
+    assert set(fp32_only.precisions.values()) == {("fp32",)}
+    assert fp32_only.signature() != space.signature()
+    assert set(fp32_only.baselines()) == {"uncompressed", "uniform-prune-25", "uniform-prune-50"}
+
+
+def test_enqueued_baselines_come_back_as_the_same_plans(space):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    baselines = space.baselines()
+    assert list(baselines) == ["uncompressed", "all-int8", "uniform-prune-25", "uniform-prune-50"]
+    for plan in baselines.values():
+        study.enqueue_trial(space.params(plan))
+    for plan in baselines.values():
+        assert space.suggest(study.ask()) == plan
+    assert baselines["all-int8"].precision_of("fc") == "fp32"  # INT8 is not offered where NNCF cannot quantize
+    random_plan = space.suggest(study.ask())
+    for group in space.analysis.groups:
+        assert len({random_plan.layers[m].prune_ratio for m in group.members}) == 1
+
+
+def test_apply_is_replayable_and_really_compresses(space, tiny_cnn, digits):
+    plan = space.plan({g.root: 0.5 for g in space.analysis.groups},
+                      {name: ("int8" if i % 2 else "fp16") if name != "fc" else "fp32" for i, name in enumerate(space.analysis.layers)})
+    first = apply(plan, tiny_cnn, digits.train, 16)
+    second = apply(plan, tiny_cnn, digits.train, 16)
+    assert first.SerializeToString() == second.SerializeToString()
+    stored = json.loads({p.key: p.value for p in first.metadata_props}["compression_plan"])
+    assert CompressionPlan.from_dict(stored) == plan
+    graph = read_graph(first)
+    assert graph.params < 0.5 * sum(p.numel() for p in tiny_cnn.parameters())
+    realised = {op.name: op.precision for op in graph.ops if op.op_type in ("Conv", "Gemm")}
+    assert realised == {name: lp.precision for name, lp in plan.layers.items()}
+    onnx.checker.check_model(first)
+
+
+def test_plan_for_another_model_is_refused(tiny_cnn, digits):
+    with pytest.raises(PlanError, match="layers the model does not have: features.0"):
+        apply(CompressionPlan({"features.0": LayerPlan()}), tiny_cnn, digits.train, 16)
+
+
+def test_quantizable_layers_probe(tiny_hlcnn, digits):
+    layers = quantizable_layers(tiny_hlcnn, digits.train, 16)
+    assert {"stem.0", "block1.expand.0", "head.0"} <= layers
+    assert layers <= set(analyse(tiny_hlcnn, torch.zeros(1, 3, 16, 16)).layers)
