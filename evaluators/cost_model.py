@@ -13,9 +13,10 @@ MACs x energy per MAC, plus bytes x energy per byte, plus busy power x time.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import cast
 
 from evaluators.graph import BYTES, Graph, Op
-from hw_profiles.schema import Unit
+from hw_profiles.schema import ComputeKind, Precision, Unit
 
 COMPUTE_KINDS = ("conv", "pointwise", "depthwise", "grouped", "gemm")
 FUSABLE_PRODUCERS = (*COMPUTE_KINDS, "eltwise")
@@ -73,8 +74,8 @@ class CostModel:
         """
         rows: list[LayerCost] = []
         for i, op in enumerate(graph.ops):
-            for producer, elems in zip(op.inputs, op.input_sizes):
-                source = graph.ops[producer].precision if producer >= 0 else "fp32"
+            for producer, elems in zip(op.inputs, op.input_sizes, strict=True):
+                source: Precision = graph.ops[producer].precision if producer >= 0 else "fp32"
                 if source != op.precision:
                     rows.append(self._convert(f"{op.name}/input", source, op.precision, elems))
             if self._is_fused(graph, op):
@@ -97,9 +98,11 @@ class CostModel:
         producer = graph.ops[op.inputs[0]]
         return producer.readers == 1 and producer.kind in FUSABLE_PRODUCERS and producer.precision == op.precision
 
-    def _check(self, precision: str, name: str) -> None:
+    def _check(self, precision: Precision, name: str) -> None:
         if precision not in self.unit.precisions:
-            raise ValueError(f"'{name}' runs in {precision}, which this unit does not support ({', '.join(self.unit.precisions)})")
+            raise ValueError(
+                f"'{name}' runs in {precision}, which this unit does not support ({', '.join(self.unit.precisions)})"
+            )
 
     def _bandwidth(self, nbytes: float) -> float:
         """Bytes per second for a working set of ``nbytes``."""
@@ -118,7 +121,7 @@ class CostModel:
             return LayerCost(op.name, op.op_type, op.kind, op.precision, op.shape, 0, 0, "free", 0.0, 0.0)
         nbytes = (op.input_elems + op.output_elems) * BYTES[op.precision] + op.weight_bytes
         if op.kind in COMPUTE_KINDS:
-            rate = unit.gmacs[op.precision].value * unit.kind_efficiency[op.kind].value * 1e9 * self.speedup
+            rate = unit.gmacs[op.precision].value * unit.kind_efficiency[cast(ComputeKind, op.kind)].value * 1e9 * self.speedup
             work = op.macs
         else:
             rate = unit.vector_gops[op.precision].value * 1e9 * self.speedup
@@ -135,11 +138,15 @@ class CostModel:
             + nbytes * self._energy_per_byte(nbytes)
             + unit.energy.static_w.value * seconds
         )
-        return LayerCost(op.name, op.op_type, op.kind, op.precision, op.shape, op.macs, nbytes, bound, seconds * 1e3, energy_j * 1e3)
+        return LayerCost(
+            op.name, op.op_type, op.kind, op.precision, op.shape, op.macs, nbytes, bound, seconds * 1e3, energy_j * 1e3
+        )
 
-    def _convert(self, name: str, source: str, target: str, elems: int) -> LayerCost:
+    def _convert(self, name: str, source: Precision, target: Precision, elems: int) -> LayerCost:
         self._check(target, name)
         nbytes = elems * (BYTES[source] + BYTES[target])
         seconds = self.unit.switch_overhead_us.value * 1e-6 + nbytes / self._bandwidth(nbytes)
         energy_j = nbytes * self._energy_per_byte(nbytes) + self.unit.energy.static_w.value * seconds
-        return LayerCost(name, "Convert", f"{source}->{target}", target, (elems,), 0, nbytes, "switch", seconds * 1e3, energy_j * 1e3)
+        return LayerCost(
+            name, "Convert", f"{source}->{target}", target, (elems,), 0, nbytes, "switch", seconds * 1e3, energy_j * 1e3
+        )

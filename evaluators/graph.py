@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from hw_profiles.schema import Precision
+
 if TYPE_CHECKING:
     import onnx
 
@@ -27,15 +29,42 @@ KIND = {
     **dict.fromkeys(["MaxPool", "AveragePool", "LpPool"], "pool"),
     **dict.fromkeys(["GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax", "ReduceSum", "ReduceMin"], "reduce"),
     **dict.fromkeys(
-        ["Relu", "Clip", "LeakyRelu", "PRelu", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh", "Elu", "Selu",
-         "Softplus", "Gelu", "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Neg", "Abs", "Floor", "Ceil", "Round",
-         "Mish", "Swish"],
+        [
+            "Relu",
+            "Clip",
+            "LeakyRelu",
+            "PRelu",
+            "HardSwish",
+            "HardSigmoid",
+            "Sigmoid",
+            "Tanh",
+            "Elu",
+            "Selu",
+            "Softplus",
+            "Gelu",
+            "Erf",
+            "Exp",
+            "Log",
+            "Sqrt",
+            "Reciprocal",
+            "Neg",
+            "Abs",
+            "Floor",
+            "Ceil",
+            "Round",
+            "Mish",
+            "Swish",
+        ],
         "activation",
     ),
-    **dict.fromkeys(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater"], "eltwise"),
+    **dict.fromkeys(
+        ["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater"], "eltwise"
+    ),
     **dict.fromkeys(["BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization", "LRN"], "norm"),
     **dict.fromkeys(["Softmax", "LogSoftmax"], "softmax"),
-    **dict.fromkeys(["Concat", "Split", "Slice", "Pad", "Transpose", "Tile", "Expand", "Gather", "DepthToSpace", "SpaceToDepth"], "copy"),
+    **dict.fromkeys(
+        ["Concat", "Split", "Slice", "Pad", "Transpose", "Tile", "Expand", "Gather", "DepthToSpace", "SpaceToDepth"], "copy"
+    ),
     **dict.fromkeys(["Resize", "Upsample"], "resize"),
     **dict.fromkeys(["Reshape", "Flatten", "Squeeze", "Unsqueeze"], "reshape"),
     **dict.fromkeys(["ArgMax", "TopK"], "reduce"),
@@ -59,7 +88,7 @@ class Op:
     name: str
     op_type: str
     kind: str
-    precision: str
+    precision: Precision
     macs: int = 0
     vector_ops: int = 0
     params: int = 0
@@ -176,7 +205,7 @@ class _Reader:
             ops[i].readers += 1
         return Graph(ops=ops, output_ops=outputs)
 
-    def _weight(self, name: str) -> tuple[tuple[int, ...], str] | None:
+    def _weight(self, name: str) -> tuple[tuple[int, ...], Precision] | None:
         """Shape and storage precision of a constant weight input (possibly behind DequantizeLinear), else None."""
         through_dq = name in self.via_dq
         name = self.root(name)
@@ -187,7 +216,7 @@ class _Reader:
             return dims, "int8"
         return dims, "fp16" if dtype == self.onnx.TensorProto.FLOAT16 else "fp32"
 
-    def _data_precision(self, data: list[str]) -> str:
+    def _data_precision(self, data: list[str]) -> Precision:
         if all(t in self.via_dq for t in data):
             return "int8"
         if any(self.dtype.get(t) == self.onnx.TensorProto.FLOAT16 for t in data):
@@ -211,8 +240,16 @@ class _Reader:
             vector_ops = max(in_elems, out_elems)
         elif kind == "reshape":
             vector_ops = 0
-        return Op(node.name, node.op_type, kind, self._data_precision(data), vector_ops=vector_ops,
-                  input_elems=in_elems, output_elems=out_elems, shape=out_shape)
+        return Op(
+            node.name,
+            node.op_type,
+            kind,
+            self._data_precision(data),
+            vector_ops=vector_ops,
+            input_elems=in_elems,
+            output_elems=out_elems,
+            shape=out_shape,
+        )
 
     def _compute_op(self, node: onnx.NodeProto, data: list[str], out_shape: tuple[int, ...], in_elems: int) -> Op:
         weight = self._weight(node.input[1])
@@ -240,8 +277,18 @@ class _Reader:
         activations_int8 = all(t in self.via_dq for t in data)
         precision = "fp32" if storage == "int8" and not activations_int8 else storage
         weight_bytes = params * BYTES[storage] + bias_elems * (4 if storage == "int8" else BYTES[storage])
-        return Op(node.name, node.op_type, kind, precision, macs=macs, params=params + bias_elems,
-                  weight_bytes=weight_bytes, input_elems=in_elems, output_elems=out_elems, shape=out_shape)
+        return Op(
+            node.name,
+            node.op_type,
+            kind,
+            precision,
+            macs=macs,
+            params=params + bias_elems,
+            weight_bytes=weight_bytes,
+            input_elems=in_elems,
+            output_elems=out_elems,
+            shape=out_shape,
+        )
 
 
 def _batch_one(model: onnx.ModelProto) -> onnx.ModelProto:

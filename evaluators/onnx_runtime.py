@@ -10,7 +10,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     import onnxruntime
-    from torch.utils.data import Dataset
+
+    from spaces.finetune import ImageDataset
 
 
 def session(model_bytes: bytes, threads: int = 1) -> onnxruntime.InferenceSession:
@@ -24,13 +25,13 @@ def session(model_bytes: bytes, threads: int = 1) -> onnxruntime.InferenceSessio
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
-def predict(sess: onnxruntime.InferenceSession, dataset: Dataset, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def predict(sess: onnxruntime.InferenceSession, dataset: ImageDataset, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels of every sample of ``dataset``."""
     from torch.utils.data import DataLoader
 
     name = sess.get_inputs()[0].name
     logits, labels = [], []
-    for images, targets in DataLoader(dataset, batch_size=batch_size):
+    for images, targets in DataLoader(dataset, batch_size=batch_size):  # type: ignore[arg-type]
         logits.append(sess.run(None, {name: images.numpy()})[0])
         labels.append(targets.numpy())
     return np.concatenate(logits), np.concatenate(labels)
@@ -55,13 +56,14 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, 
     return metrics
 
 
-def evaluate(sess: onnxruntime.InferenceSession, dataset: Dataset) -> dict[str, float]:
+def evaluate(sess: onnxruntime.InferenceSession, dataset: ImageDataset) -> dict[str, float]:
     """Classification metrics of the session on ``dataset``."""
     return classification_metrics(*predict(sess, dataset))
 
 
-def measure_latency(sess: onnxruntime.InferenceSession, input_shape: tuple[int, ...], warmup: int = 10,
-                    repeats: int = 50, budget_s: float = 2.0) -> float:
+def measure_latency(
+    sess: onnxruntime.InferenceSession, input_shape: tuple[int, ...], warmup: int = 10, repeats: int = 50, budget_s: float = 2.0
+) -> float:
     """Median wall time (ms) of one inference on a batch-1 input, after warm-up; stops early after ``budget_s``."""
     name = sess.get_inputs()[0].name
     x = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)

@@ -96,7 +96,7 @@ class Profile(_Strict):
         return self.units[name or self.default_unit]
 
 
-def _sourced_items(model: BaseModel, prefix: str = ""):  # noqa: ANN202 (generator of pairs)
+def _sourced_items(model: BaseModel, prefix: str = ""):
     """Every Sourced number inside ``model``, with its dotted path."""
     for name, value in model:
         path = f"{prefix}{name}"

@@ -34,8 +34,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def prepare_baseline(model_name: str, splits: Splits, data: DataSpec, cache_dir: Path, epochs: int,
-                     checkpoint: str | None = None, pretrained: bool = False, log=print) -> Baseline:  # noqa: ANN001
+def prepare_baseline(
+    model_name: str,
+    splits: Splits,
+    data: DataSpec,
+    cache_dir: Path,
+    epochs: int,
+    checkpoint: str | None = None,
+    pretrained: bool = False,
+    log=print,
+) -> Baseline:
     """Load the model's weights from ``checkpoint``, or train it on the train split (seeded) and cache it.
 
     The cache key covers model, data, input size, seed and epochs; a later run

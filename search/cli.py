@@ -16,7 +16,7 @@ from search.errors import UserError
 EXIT_USER_ERROR = 2
 
 
-def _console():  # noqa: ANN202 (rich type, imported lazily)
+def _console():
     from rich.console import Console
 
     return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -44,7 +44,9 @@ def cmd_hw_list(args: argparse.Namespace) -> int:
         profile, _, _ = load_profile(name)
         for unit_name, unit in profile.units.items():
             default = " (default)" if unit_name == profile.default_unit else ""
-            table.add_row(name, str(profile.version), unit_name + default, ", ".join(unit.precisions), unit.runtime, unit.description)
+            table.add_row(
+                name, str(profile.version), unit_name + default, ", ".join(unit.precisions), unit.runtime, unit.description
+            )
     _console().print(table)
     return 0
 
@@ -57,8 +59,10 @@ def cmd_hw_show(args: argparse.Namespace) -> int:
     console = _console()
     console.print(f"[bold]{profile.name}[/bold] v{profile.version}: {profile.description}")
     for unit_name, unit in profile.units.items():
-        console.print(f"\n[bold]unit {unit_name}[/bold]{' (default)' if unit_name == profile.default_unit else ''}: "
-                      f"{unit.description}; runtime {unit.runtime}; precisions {', '.join(unit.precisions)}")
+        console.print(
+            f"\n[bold]unit {unit_name}[/bold]{' (default)' if unit_name == profile.default_unit else ''}: "
+            f"{unit.description}; runtime {unit.runtime}; precisions {', '.join(unit.precisions)}"
+        )
         for key, value in unit.model_dump().items():
             if key not in ("description", "runtime", "precisions"):
                 console.print(f"  {key}: {value}")
@@ -72,14 +76,20 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     from search.run import RunConfig
 
     d = RunConfig()
-    p = sub.add_parser("run", help="search per-layer pruning and precision; print and export the Pareto front",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "run",
+        help="search per-layer pruning and precision; print and export the Pareto front",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.set_defaults(func=cmd_run)
     g = p.add_argument_group("inputs")
     g.add_argument("--hw", default=d.hw, help="hardware profile NAME or NAME:UNIT (see `search hw list`), or a profile YAML")
     g.add_argument("--model", default=d.model, help="small_cnn, hl_cnn or any timm model name")
-    g.add_argument("--checkpoint", help="state_dict of the uncompressed model (loaded with weights_only=True); "
-                   "without it the model is trained here on the train split")
+    g.add_argument(
+        "--checkpoint",
+        help="state_dict of the uncompressed model (loaded with weights_only=True); "
+        "without it the model is trained here on the train split",
+    )
     g.add_argument("--pretrained", action="store_true", help="ask timm for pretrained weights (needs internet)")
     g.add_argument("--data", default=d.data, help="digits, cifar10:DIR, cifar100:DIR or imagefolder:DIR (train/ and val/)")
     g.add_argument("--input-size", type=int, help="input resolution (default: 32 for digits/CIFAR, 224 for imagefolder)")
@@ -105,13 +115,18 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--finetune-lr", type=float, default=d.finetune_lr)
     g.add_argument("--distill", action="store_true", help="distil the fine-tune from the uncompressed model")
     g.add_argument("--calibration-size", type=int, default=d.calibration_size, help="images for INT8 calibration")
-    g.add_argument("--baseline-epochs", type=int, default=d.baseline_epochs, help="epochs to train the baseline when no checkpoint is given")
+    g.add_argument(
+        "--baseline-epochs", type=int, default=d.baseline_epochs, help="epochs to train the baseline when no checkpoint is given"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="search", description="Hardware-aware compression search for CNNs: "
-                                     "per-layer pruning and FP32/FP16/INT8 precision, Pareto front on a device profile.")
+    parser = argparse.ArgumentParser(
+        prog="search",
+        description="Hardware-aware compression search for CNNs: "
+        "per-layer pruning and FP32/FP16/INT8 precision, Pareto front on a device profile.",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from search.errors import UserError
 
 if TYPE_CHECKING:
     import numpy as np
-    from torch.utils.data import Dataset
+
+    from spaces.finetune import ImageDataset
 
 KINDS = ("digits", "cifar10", "cifar100", "imagefolder")
 MEAN = (0.485, 0.456, 0.406)
@@ -42,9 +43,9 @@ class DataSpec:
 class Splits:
     """Train / validation / test data sets and the number of classes."""
 
-    train: Dataset
-    val: Dataset
-    test: Dataset
+    train: ImageDataset
+    val: ImageDataset
+    test: ImageDataset
     num_classes: int
 
 
@@ -89,7 +90,7 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
         idx = rng.permutation(np.flatnonzero(labels == cls))
         start = 0
         for i, frac in enumerate(fractions):
-            n = int(round(frac * len(idx)))
+            n = round(frac * len(idx))
             parts[i].extend(idx[start : start + n])
             start += n
         parts[-1].extend(idx[start:])
@@ -123,21 +124,14 @@ def _digits(spec: DataSpec) -> Splits:
     test_frac = val_frac = spec.val_fraction
     val_idx, test_idx, train_idx = stratified_split(digits.target, (val_frac, test_frac), spec.seed)
     parts = [TensorDataset(images[i], labels[i]) for i in (train_idx, val_idx, test_idx)]
-    return Splits(*parts, num_classes=10)
+    return Splits(parts[0], parts[1], parts[2], num_classes=10)
 
 
-def _transform(input_size: int, native: int | None = None):  # noqa: ANN202 (torchvision type)
+def _transform(input_size: int, native: int | None = None):
     from torchvision import transforms
 
     steps = [] if native == input_size else [transforms.Resize(input_size), transforms.CenterCrop(input_size)]
     return transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
-
-
-def _split_train(dataset: Dataset, labels: np.ndarray, spec: DataSpec) -> tuple[Dataset, Dataset]:
-    from torch.utils.data import Subset
-
-    val_idx, train_idx = stratified_split(labels, (spec.val_fraction,), spec.seed)
-    return Subset(dataset, train_idx.tolist()), Subset(dataset, val_idx.tolist())
 
 
 CIFAR_FILES = {
@@ -156,7 +150,7 @@ class ArrayDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int):  # noqa: ANN204 (tensor, int)
+    def __getitem__(self, index: int):
         from PIL import Image
 
         return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
@@ -172,11 +166,13 @@ def _read_cifar(folder: Path, names: list[str], label_key: bytes) -> tuple[np.nd
     for name in names:
         try:
             with (folder / name).open("rb") as f:
-                batch = pickle.load(f, encoding="bytes")  # noqa: S301 (the CIFAR format is pickle; the user's own files)
+                batch = pickle.load(f, encoding="bytes")  # the CIFAR format is pickle; these are the user's own files
             images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
             labels.append(np.asarray(batch[label_key], dtype=np.int64))
         except (OSError, KeyError, ValueError, pickle.UnpicklingError, EOFError) as exc:
-            raise UserError(f"CIFAR file '{folder / name}' is missing or corrupt ({type(exc).__name__}): re-extract the archive") from None
+            raise UserError(
+                f"CIFAR file '{folder / name}' is missing or corrupt ({type(exc).__name__}): re-extract the archive"
+            ) from None
     return np.concatenate(images), np.concatenate(labels)
 
 
@@ -199,6 +195,7 @@ def _cifar(spec: DataSpec) -> Splits:
 def _imagefolder(spec: DataSpec) -> Splits:
     """An ImageFolder tree: train/ split into train/val, val/ as test."""
     import numpy as np
+    from torch.utils.data import Subset
     from torchvision import datasets
 
     root = Path(spec.path or ".")
@@ -207,5 +204,6 @@ def _imagefolder(spec: DataSpec) -> Splits:
     test = datasets.ImageFolder(str(root / "val"), transform=transform)
     if test.classes != full.classes:
         raise UserError(f"imagefolder '{root}': val/ and train/ must have the same class folders")
-    train, val = _split_train(full, np.asarray(full.targets), spec)
+    val_idx, train_idx = stratified_split(np.asarray(full.targets), (spec.val_fraction,), spec.seed)
+    train, val = (cast("ImageDataset", Subset(full, idx.tolist())) for idx in (train_idx, val_idx))
     return Splits(train, val, test, num_classes=len(full.classes))

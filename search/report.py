@@ -43,21 +43,23 @@ def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
     rows = []
     for trial in pareto_front(study):
         a = trial.user_attrs
-        rows.append({
-            "trial": trial.number,
-            "baseline": a.get("baseline", ""),
-            "test_top1": 100 * a["test_top1"],
-            "test_delta": 100 * (a["test_top1"] - ref_test) if ref_test is not None else None,
-            "val_top1": 100 * a["val_top1"],
-            "size_kb": a["size_bytes"] / 1024,
-            "macs_m": a["macs"] / 1e6,
-            "latency_ms": a["latency_ms"],
-            "energy_mj": a["energy_mj"],
-            "host_ms": a["host_latency_ms"],
-            "speedup": ref_latency / a["latency_ms"] if ref_latency else None,
-            "precisions": precision_mix(a.get("precisions", {})),
-            "mean_prune": mean_prune(a.get("plan", {})),
-        })
+        rows.append(
+            {
+                "trial": trial.number,
+                "baseline": a.get("baseline", ""),
+                "test_top1": 100 * a["test_top1"],
+                "test_delta": 100 * (a["test_top1"] - ref_test) if ref_test is not None else None,
+                "val_top1": 100 * a["val_top1"],
+                "size_kb": a["size_bytes"] / 1024,
+                "macs_m": a["macs"] / 1e6,
+                "latency_ms": a["latency_ms"],
+                "energy_mj": a["energy_mj"],
+                "host_ms": a["host_latency_ms"],
+                "speedup": ref_latency / a["latency_ms"] if ref_latency else None,
+                "precisions": precision_mix(a.get("precisions", {})),
+                "mean_prune": mean_prune(a.get("plan", {})),
+            }
+        )
     return rows
 
 
@@ -67,15 +69,33 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
 
     rows = front_rows(study)
     table = Table(title=f"Pareto front of '{study.study_name}' ({len(rows)} points; latency and energy predicted on {hw})")
-    for column in ("trial", "test acc %", "Δ vs base", "size KB", "MMACs", "latency ms", "energy mJ",
-                   "host ms", "speed-up", "precisions", "prune"):
+    for column in (
+        "trial",
+        "test acc %",
+        "Δ vs base",
+        "size KB",
+        "MMACs",
+        "latency ms",
+        "energy mJ",
+        "host ms",
+        "speed-up",
+        "precisions",
+        "prune",
+    ):
         table.add_column(column, justify="left" if column in ("precisions", "trial") else "right")
     for r in rows:
         label = f"{r['trial']}" + (f" ({r['baseline']})" if r["baseline"] else "")
         table.add_row(
-            label, f"{r['test_top1']:.2f}", "" if r["test_delta"] is None else f"{r['test_delta']:+.2f}",
-            f"{r['size_kb']:.1f}", f"{r['macs_m']:.2f}", f"{r['latency_ms']:.3f}", f"{r['energy_mj']:.3f}",
-            f"{r['host_ms']:.3f}", "" if r["speedup"] is None else f"{r['speedup']:.2f}x", r["precisions"],
+            label,
+            f"{r['test_top1']:.2f}",
+            "" if r["test_delta"] is None else f"{r['test_delta']:+.2f}",
+            f"{r['size_kb']:.1f}",
+            f"{r['macs_m']:.2f}",
+            f"{r['latency_ms']:.3f}",
+            f"{r['energy_mj']:.3f}",
+            f"{r['host_ms']:.3f}",
+            "" if r["speedup"] is None else f"{r['speedup']:.2f}x",
+            r["precisions"],
             f"{r['mean_prune']:.2f}",
         )
     console.print(table)

@@ -7,13 +7,19 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError
 from spaces.plan import Recipe
 
 if TYPE_CHECKING:
+    import optuna
     from rich.console import Console
+
+    from hw_profiles.schema import Profile, Unit
+    from search.baseline import Baseline
+    from search.data import DataSpec, Splits
+    from spaces.space import SearchSpace
 
 
 @dataclass
@@ -65,157 +71,258 @@ def check_numbers(config: RunConfig) -> None:
         raise UserError("--input-size must be at least 8")
 
 
-def run_search(config: RunConfig, console: Console) -> int:
-    """Run (or resume) a study as configured; returns the process exit code."""
+@dataclass
+class Inputs:
+    """Validated inputs of a run; resolving them writes nothing."""
+
+    config: RunConfig
+    profile: Profile
+    unit: Unit
+    hw: str
+    objectives: list[str]
+    data: DataSpec
+    run_dir: Path
+    storage_url: str
+    study_name: str
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What a resumed study must share with this run."""
+        return {
+            "model": self.config.model,
+            "data": self.data.label,
+            "input_size": self.data.input_size,
+            "hw": self.hw,
+            "objectives": self.objectives,
+        }
+
+
+@dataclass
+class Prepared:
+    """The uncompressed model, its data, its search space and its accuracy as an FP32 ONNX graph."""
+
+    baseline: Baseline
+    splits: Splits
+    space: SearchSpace
+    reference: dict[str, float]
+
+
+def resolve_inputs(config: RunConfig) -> Inputs:
+    """Check every user input (profile, objectives, model, data, checkpoint, storage); raise UserError on the first problem."""
     from hw_profiles import load_profile
     from search.data import parse_data
     from search.models import check_model_name
     from search.study import check_storage, default_storage, parse_objectives
 
-    started = time.time()
     check_numbers(config)
     profile, unit, unit_name = load_profile(config.hw)
-    hw = f"{profile.name}:{unit_name}"
     objectives = parse_objectives(config.objectives)
     check_model_name(config.model)
     data = parse_data(config.data, config.input_size, config.seed)
     if config.checkpoint and not Path(config.checkpoint).is_file():
         raise UserError(f"checkpoint '{config.checkpoint}' not found: pass the path of a saved state_dict")
     run_dir = Path(config.run_dir)
-    storage_url = config.storage or default_storage(run_dir)
-    if config.storage:
-        check_storage(storage_url)
-    elif run_dir.exists() and not run_dir.is_dir():
+    if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--run-dir '{run_dir}' is a file: pass a folder")
+    if config.storage:
+        check_storage(config.storage)
     study_name = config.study_name or f"{config.model}-{data.kind}-{profile.name}-{unit_name}"
-    identity = {"model": config.model, "data": data.label, "input_size": data.input_size, "hw": hw, "objectives": objectives}
-    existing = _existing_study(storage_url, study_name, identity) if config.storage or run_dir.is_dir() else None
-
-    from search.baseline import prepare_baseline
-    from search.data import load_splits
-    from search.models import load_checkpoint
-
-    splits = load_splits(data)
-    if config.checkpoint:  # fail on a checkpoint that does not fit before anything is written
-        from search.models import build_model
-
-        load_checkpoint(build_model(config.model, splits.num_classes), config.checkpoint)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    import torch
-
-    torch.set_num_threads(os.cpu_count() or 1)
-    baseline = prepare_baseline(config.model, splits, data, run_dir / "baselines", config.baseline_epochs,
-                                config.checkpoint, config.pretrained, log=console.print)
-    space, reference = _space_and_reference(config, baseline.model, splits, data.input_size, unit)
-    console.print(
-        f"space: {len(space.analysis.groups)} prune groups, {len(space.analysis.layers)} layers "
-        f"({', '.join(unit.precisions)}); uncompressed FP32 ONNX: val {100 * reference['val_top1']:.2f}%, "
-        f"test {100 * reference['test_top1']:.2f}%"
+    return Inputs(
+        config,
+        profile,
+        unit,
+        f"{profile.name}:{unit_name}",
+        objectives,
+        data,
+        run_dir,
+        config.storage or default_storage(run_dir),
+        study_name,
     )
-    setup_details = {
-        "checkpoint": baseline.source, "checkpoint_sha256": baseline.sha256, "num_classes": splits.num_classes,
-        "profile_version": profile.version, "space_signature": space.signature(),
-        "recipe": asdict(space.recipe), "reference_val_top1": reference["val_top1"],
-        "reference_test_top1": reference["test_top1"], "sampler": config.sampler,
-    }
-    if existing is not None and existing.user_attrs.get("space_signature") not in (None, space.signature()):
-        raise UserError(f"study '{study_name}' searched another space (different layers or choices): use another --study-name")
-    return _search(config, console, storage_url, study_name, identity, setup_details, space, unit, hw, data,
-                   splits.num_classes, baseline.model, objectives, reference, run_dir, started)
 
 
-def _existing_study(storage_url: str, study_name: str, identity: dict):  # noqa: ANN202 (optuna type)
-    """The existing study of that name, checked to be the same kind of study; None if there is none."""
+def find_existing_study(inputs: Inputs) -> optuna.Study | None:
+    """The study this run would resume, checked to be the same kind of study; None if there is none yet."""
     from search.study import check_same_study, find_study, open_storage
 
-    if storage_url.startswith("sqlite:///") and not Path(storage_url[len("sqlite:///"):]).is_file():
-        return None
-    study = find_study(open_storage(storage_url), study_name)
+    url = inputs.storage_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
+        return None  # opening it would create the database before the inputs are known to be good
+    study = find_study(open_storage(url), inputs.study_name)
     if study is not None:
-        check_same_study(study, identity)
+        check_same_study(study, inputs.identity)
     return study
 
 
-def _space_and_reference(config: RunConfig, model, splits, input_size: int, unit):  # noqa: ANN001, ANN202
-    """The search space (INT8 only where NNCF quantizes) and the uncompressed model's ONNX accuracy."""
+def prepare(inputs: Inputs, console: Console) -> Prepared:
+    """Load or train the baseline, analyse the model into a space, measure its FP32 ONNX accuracy."""
     import torch
 
     from evaluators.onnx_runtime import evaluate, session
+    from search.baseline import prepare_baseline
+    from search.data import load_splits
+    from search.models import build_model, load_checkpoint
     from spaces.analysis import analyse
     from spaces.apply import quantizable_layers
     from spaces.onnx_export import export_onnx
     from spaces.plan import Recipe
     from spaces.space import SearchSpace
 
-    analysis = analyse(model, torch.zeros(1, 3, input_size, input_size))
-    int8 = quantizable_layers(model, splits.train, input_size) if "int8" in unit.precisions else set()
-    recipe = Recipe(finetune_epochs=config.finetune_epochs, finetune_lr=config.finetune_lr, distill=config.distill,
-                    calibration_size=config.calibration_size, round_to=config.round_to, seed=config.seed)
-    space = SearchSpace.build(analysis, list(unit.precisions), int8, config.max_prune, config.prune_step, recipe)
-    sess = session(export_onnx(model, input_size).SerializeToString(), threads=os.cpu_count() or 1)
+    config, data = inputs.config, inputs.data
+    splits = load_splits(data)
+    if config.checkpoint:  # a checkpoint that does not fit fails before anything is written
+        load_checkpoint(build_model(config.model, splits.num_classes), config.checkpoint)
+    inputs.run_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(os.cpu_count() or 1)
+    baseline = prepare_baseline(
+        config.model,
+        splits,
+        data,
+        inputs.run_dir / "baselines",
+        config.baseline_epochs,
+        config.checkpoint,
+        config.pretrained,
+        log=console.print,
+    )
+    model, size = baseline.model, data.input_size
+    int8 = quantizable_layers(model, splits.train, size) if "int8" in inputs.unit.precisions else set()
+    recipe = Recipe(
+        finetune_epochs=config.finetune_epochs,
+        finetune_lr=config.finetune_lr,
+        distill=config.distill,
+        calibration_size=config.calibration_size,
+        round_to=config.round_to,
+        seed=config.seed,
+    )
+    space = SearchSpace.build(
+        analyse(model, torch.zeros(1, 3, size, size)),
+        list(inputs.unit.precisions),
+        int8,
+        config.max_prune,
+        config.prune_step,
+        recipe,
+    )
+    sess = session(export_onnx(model, size).SerializeToString(), threads=os.cpu_count() or 1)
     reference = {"val_top1": evaluate(sess, splits.val)["top1"], "test_top1": evaluate(sess, splits.test)["top1"]}
-    return space, reference
+    console.print(
+        f"space: {len(space.analysis.groups)} prune groups, {len(space.analysis.layers)} layers "
+        f"({', '.join(inputs.unit.precisions)}); uncompressed FP32 ONNX: val {100 * reference['val_top1']:.2f}%, "
+        f"test {100 * reference['test_top1']:.2f}%"
+    )
+    return Prepared(baseline, splits, space, reference)
 
 
-def _search(config, console, storage_url, study_name, identity, details, space, unit, hw, data, num_classes,  # noqa: ANN001, PLR0913
-            model, objectives, reference, run_dir, started) -> int:
-    """Create or resume the study, run the trials on Ray, print and export the front."""
+def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None) -> optuna.Study:
+    """Resume ``existing`` (same space required) or create the study and enqueue the baselines."""
+    import optuna
+
+    from search.study import StudySetup, create_study, make_sampler, open_storage
+
+    config, space = inputs.config, prepared.space
+    population = config.population or max(8, min(50, config.trials // 3))
+    sampler = make_sampler(config.sampler, config.seed, population)
+    if existing is not None:
+        if existing.user_attrs.get("space_signature") != space.signature():
+            raise UserError(
+                f"study '{inputs.study_name}' searched another space (different layers or choices): use another --study-name"
+            )
+        return optuna.load_study(study_name=inputs.study_name, storage=open_storage(inputs.storage_url), sampler=sampler)
+    details = {
+        "checkpoint": prepared.baseline.source,
+        "checkpoint_sha256": prepared.baseline.sha256,
+        "num_classes": prepared.splits.num_classes,
+        "profile_version": inputs.profile.version,
+        "space_signature": space.signature(),
+        "recipe": asdict(space.recipe),
+        "sampler": config.sampler,
+        "reference_val_top1": prepared.reference["val_top1"],
+        "reference_test_top1": prepared.reference["test_top1"],
+    }
+    study = create_study(
+        open_storage(inputs.storage_url), inputs.study_name, inputs.objectives, sampler, StudySetup(inputs.identity, details)
+    )
+    for name, plan in space.baselines().items():
+        study.enqueue_trial(space.params(plan), user_attrs={"baseline": name})
+    return study
+
+
+def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console: Console) -> None:
+    """Run trials as Ray tasks until the study has ``--trials`` finished ones, with a progress bar."""
+    from optuna.trial import TrialState
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from search.execution import Budgets, TrialLoop, start_ray
-    from search.report import export_front, print_front
-    from search.study import StudySetup, create_study, find_study, make_sampler, open_storage, pareto_front
     from search.trial import ModelSpec, TrialJob
 
+    config = inputs.config
     workers = config.workers or os.cpu_count() or 1
-    population = config.population or max(8, min(50, config.trials // 3))
-    sampler = make_sampler(config.sampler, config.seed, population)
-    storage = open_storage(storage_url)
-    study = find_study(storage, study_name)
-    if study is None:
-        study = create_study(storage, study_name, objectives, sampler, StudySetup(identity, details))
-        for name, plan in space.baselines().items():
-            study.enqueue_trial(space.params(plan), user_attrs={"baseline": name})
-    else:
-        import optuna
-
-        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
-    console.print(f"study '{study_name}' in {storage_url}")
-    model_spec = ModelSpec(config.model, num_classes, data.input_size)
+    model_spec = ModelSpec(config.model, prepared.splits.num_classes, inputs.data.input_size)
 
     def make_job(plan: dict) -> TrialJob:
-        return TrialJob(plan=plan, model=model_spec, data=data, unit=unit)
+        return TrialJob(plan=plan, model=model_spec, data=inputs.data, unit=inputs.unit)
 
-    artifacts = run_dir / safe_name(study_name)
-    loop = TrialLoop(study, space, make_job, model.state_dict(), objectives,
-                     Budgets(reference["val_top1"], config.max_accuracy_drop, config.latency_budget_ms),
-                     artifacts / "trials", workers)
-    already = loop.finished()
-    if already < config.trials:
-        started_ray = start_ray(workers, config.ray_address)
-        columns = (TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("failed {task.fields[failed]}"),
-                   TextColumn("front {task.fields[front]}"), TimeElapsedColumn())
+    budgets = Budgets(prepared.reference["val_top1"], config.max_accuracy_drop, config.latency_budget_ms)
+    loop = TrialLoop(
+        study,
+        prepared.space,
+        make_job,
+        prepared.baseline.model.state_dict(),
+        inputs.objectives,
+        budgets,
+        inputs.run_dir / safe_name(inputs.study_name) / "trials",
+        workers,
+    )
+    if loop.finished() >= config.trials:
+        return
+    started_ray = start_ray(workers, config.ray_address)
+    columns = (
+        TextColumn("trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}"),
+        TextColumn("front {task.fields[front]}"),
+        TimeElapsedColumn(),
+    )
+    try:
         with Progress(*columns, console=console) as progress:
-            task = progress.add_task("search", total=config.trials, completed=already, failed=0, front=0)
+            task = progress.add_task("search", total=config.trials, failed=0, front=0)
 
             def update() -> None:
-                from optuna.trial import TrialState
-
                 failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
                 progress.update(task, completed=loop.finished(), failed=failed, front=len(study.best_trials))
 
             update()
             loop.run(config.trials, update)
+    finally:
         if started_ray:
             import ray
 
             ray.shutdown()
-    rows = print_front(console, study, hw)
-    source = {"model": config.model, "checkpoint": details["checkpoint"], "data": data.label, "hw": hw}
-    written = export_front(study, artifacts / "front", source) if rows else []
+
+
+def run_search(config: RunConfig, console: Console) -> int:
+    """Run (or resume) a study as configured, print and export its front; returns the exit code."""
+    from search.report import export_front, print_front
+    from search.study import pareto_front
+
+    started = time.time()
+    inputs = resolve_inputs(config)
+    existing = find_existing_study(inputs)
+    prepared = prepare(inputs, console)
+    study = open_study(inputs, prepared, existing)
+    console.print(f"study '{inputs.study_name}' in {inputs.storage_url}")
+    run_trials(inputs, prepared, study, console)
+    print_front(console, study, inputs.hw)
+    folder = inputs.run_dir / safe_name(inputs.study_name) / "front"
+    source = {"model": config.model, "checkpoint": prepared.baseline.source, "data": inputs.data.label, "hw": inputs.hw}
+    written = export_front(study, folder, source)
     if not pareto_front(study):
-        console.print("no candidate meets the budgets (--max-accuracy-drop / --latency-budget-ms); every trial is kept in the study")
-    elif written:
-        console.print(f"front: plan.yaml + model.onnx for {len(written)} points in {artifacts / 'front'}")
-    console.print(f"done in {time.time() - started:.0f} s; inspect with: optuna best-trials --study-name {study_name} --storage {storage_url}")
+        console.print(
+            "no candidate meets the budgets (--max-accuracy-drop / --latency-budget-ms); every trial is kept in the study"
+        )
+    else:
+        console.print(f"front: plan.yaml + model.onnx for {len(written)} points in {folder}")
+    console.print(
+        f"done in {time.time() - started:.0f} s; inspect with: "
+        f"optuna best-trials --study-name {inputs.study_name} --storage {inputs.storage_url}"
+    )
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from search.errors import UserError
 
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import optuna
 
 # objective name -> (direction, trial metric, scale to the reported value)
-OBJECTIVES: dict[str, tuple[str, str, float]] = {
+OBJECTIVES: dict[str, tuple[Literal["minimize", "maximize"], str, float]] = {
     "accuracy": ("maximize", "val_top1", 100.0),
     "latency": ("minimize", "latency_ms", 1.0),
     "energy": ("minimize", "energy_mj", 1.0),
@@ -30,7 +30,9 @@ def parse_objectives(text: str) -> list[str]:
     if unknown or not names:
         raise UserError(f"unknown objective '{(unknown or [''])[0]}': use a comma list of {', '.join(OBJECTIVES)}")
     if names[0] != "accuracy" or len(set(names)) != len(names) or len(names) < 2:
-        raise UserError("--objectives must start with accuracy and name at least one cost, each once (e.g. accuracy,latency,energy)")
+        raise UserError(
+            "--objectives must start with accuracy and name at least one cost, each once (e.g. accuracy,latency,energy)"
+        )
     return names
 
 
@@ -79,7 +81,9 @@ def check_storage(url: str) -> None:
         engine.dispose()
     except Exception as exc:  # noqa: BLE001 (drivers raise many types)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot open storage '{redact(url)}' ({first[:160]}): check the URL and that the server is running") from None
+        raise UserError(
+            f"cannot open storage '{redact(url)}' ({first[:160]}): check the URL and that the server is running"
+        ) from None
 
 
 def quiet_optuna() -> None:
@@ -140,13 +144,20 @@ class StudySetup:
     details: dict[str, Any]
 
 
-def create_study(storage: optuna.storages.BaseStorage, name: str, objectives: list[str],
-                 sampler: optuna.samplers.BaseSampler, setup: StudySetup) -> optuna.Study:
+def create_study(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    objectives: list[str],
+    sampler: optuna.samplers.BaseSampler,
+    setup: StudySetup,
+) -> optuna.Study:
     """Create the study with directions, metric names and its identity stored as user attributes."""
     import optuna
 
     study = optuna.create_study(
-        storage=storage, study_name=name, sampler=sampler,
+        storage=storage,
+        study_name=name,
+        sampler=sampler,
         directions=[OBJECTIVES[o][0] for o in objectives],
     )
     study.set_metric_names([METRIC_NAMES[o] for o in objectives])
@@ -155,8 +166,13 @@ def create_study(storage: optuna.storages.BaseStorage, name: str, objectives: li
     return study
 
 
-def set_constraints(trial: optuna.Trial, metrics: dict[str, float], reference_top1: float,
-                    max_accuracy_drop: float | None, latency_budget_ms: float | None) -> None:
+def set_constraints(
+    trial: optuna.Trial,
+    metrics: dict[str, float],
+    reference_top1: float,
+    max_accuracy_drop: float | None,
+    latency_budget_ms: float | None,
+) -> None:
     """Budgets as Optuna constraints (feasible when <= 0): accuracy drop in points, predicted latency in ms."""
     if max_accuracy_drop is not None:
         trial.set_constraint("accuracy_drop", 100 * (reference_top1 - metrics["val_top1"]) - max_accuracy_drop)

@@ -52,7 +52,9 @@ def limit_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def score_graph(graph_bytes: bytes, unit: Unit, splits: Any, input_size: int, threads: int = 1) -> tuple[dict[str, float], dict[str, str]]:
+def score_graph(
+    graph_bytes: bytes, unit: Unit, splits: Any, input_size: int, threads: int = 1
+) -> tuple[dict[str, float], dict[str, str]]:
     """Score an ONNX graph: accuracy on val and test (onnxruntime), size, MACs, predicted and measured latency.
 
     Returns the metrics and the precision each compute layer runs in, as read from the graph.
@@ -72,7 +74,7 @@ def score_graph(graph_bytes: bytes, unit: Unit, splits: Any, input_size: int, th
     estimate = CostModel(unit).estimate(graph)
     metrics.update(estimate.summary())
     metrics["host_latency_ms"] = measure_latency(sess, (1, 3, input_size, input_size))
-    precisions = {op.name: op.precision for op in graph.ops if op.op_type in COMPUTE}
+    precisions: dict[str, str] = {op.name: op.precision for op in graph.ops if op.op_type in COMPUTE}
     return metrics, precisions
 
 
@@ -95,6 +97,6 @@ def evaluate_candidate(job: TrialJob, state: dict) -> TrialOutcome:
         metrics, precisions = score_graph(graph_bytes, job.unit, splits, job.model.input_size, job.threads)
         metrics["seconds"] = time.perf_counter() - start
         return TrialOutcome(metrics=metrics, precisions=precisions, onnx_bytes=graph_bytes)
-    except Exception as exc:  # a failing candidate is a result, recorded as FAIL by the driver
+    except Exception as exc:  # noqa: BLE001 (a failing candidate is a result, recorded as FAIL by the driver)
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return TrialOutcome(error=f"{type(exc).__name__}: {exc} (at {os.path.basename(where.filename)}:{where.lineno})")

@@ -16,7 +16,6 @@ class PruneGroup:
 
     root: str
     members: tuple[str, ...]
-    channels: int
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ def _only_scalar_free_parameters(model: nn.Module) -> bool:
     return all(p.numel() == 1 for p in free)
 
 
-def build_dependency_graph(model: nn.Module, example_input: torch.Tensor):  # noqa: ANN201 (torch_pruning type)
+def build_dependency_graph(model: nn.Module, example_input: torch.Tensor):
     """Torch-Pruning's DependencyGraph of ``model`` traced on ``example_input``.
 
     Torch-Pruning warns about parameters outside standard layers; scalars have
@@ -97,9 +96,7 @@ def analyse(model: nn.Module, example_input: torch.Tensor) -> ModelAnalysis:
         ]
         if not members:
             continue
-        root = layers[members[0]]
-        channels = root.out_channels if isinstance(root, nn.Conv2d) else root.out_features
         ordered = tuple(sorted(set(members), key=list(layers).index))
-        groups.append(PruneGroup(root=ordered[0], members=ordered, channels=channels))
+        groups.append(PruneGroup(root=ordered[0], members=ordered))
     groups.sort(key=lambda g: list(layers).index(g.root))
     return ModelAnalysis(layers=tuple(layers), groups=tuple(groups), classifier=classifier)

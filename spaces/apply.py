@@ -14,10 +14,11 @@ from spaces.plan import CompressionPlan, PlanError
 if TYPE_CHECKING:
     import onnx
     from torch import nn
-    from torch.utils.data import Dataset
+
+    from spaces.finetune import ImageDataset
 
 
-def calibration_images(dataset: Dataset, count: int, seed: int) -> np.ndarray:
+def calibration_images(dataset: ImageDataset, count: int, seed: int) -> np.ndarray:
     """``count`` images drawn (seeded) from ``dataset``, as one float32 array."""
     import torch
 
@@ -33,8 +34,9 @@ def check_plan_fits(plan: CompressionPlan, analysis: ModelAnalysis) -> None:
         raise PlanError(f"the plan names layers the model does not have: {', '.join(unknown[:3])}{more}")
 
 
-def apply(plan: CompressionPlan, model: nn.Module, train_set: Dataset, input_size: int,
-          analysis: ModelAnalysis | None = None) -> onnx.ModelProto:
+def apply(
+    plan: CompressionPlan, model: nn.Module, train_set: ImageDataset, input_size: int, analysis: ModelAnalysis | None = None
+) -> onnx.ModelProto:
     """Build the candidate of ``plan`` from the uncompressed ``model`` (left untouched).
 
     Steps: structured pruning of each coupled group (Torch-Pruning); a recovery
@@ -76,7 +78,7 @@ def apply(plan: CompressionPlan, model: nn.Module, train_set: Dataset, input_siz
     return graph
 
 
-def quantizable_layers(model: nn.Module, train_set: Dataset, input_size: int, calibration: int = 16) -> set[str]:
+def quantizable_layers(model: nn.Module, train_set: ImageDataset, input_size: int, calibration: int = 16) -> set[str]:
     """Layers NNCF actually quantizes when asked to quantize all of them (it skips some patterns, e.g. SE convs)."""
     from evaluators.graph import read_graph
     from spaces.onnx_export import compute_node_names, export_onnx

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from torch import nn
-    from torch.utils.data import Dataset
+
+
+class ImageDataset(Protocol):
+    """What training, calibration and evaluation need of a data set: a length and (image, label) items."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]: ...
+
 
 DISTILL_TEMPERATURE = 4.0
 
 
 def train(
     model: nn.Module,
-    dataset: Dataset,
+    dataset: ImageDataset,
     epochs: int,
     lr: float,
     seed: int,
@@ -42,7 +50,13 @@ def train(
     if epochs <= 0:
         return float("nan")
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, drop_last=len(dataset) > batch_size)
+    loader: DataLoader = DataLoader(
+        dataset,  # type: ignore[arg-type]  # any map-style data set works
+        batch_size=batch_size,
+        shuffle=True,
+        generator=generator,
+        drop_last=len(dataset) > batch_size,
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(loader))
     if teacher is not None:

@@ -31,7 +31,7 @@ def export_onnx(model: nn.Module, input_size: int, in_chans: int = 3) -> onnx.Mo
         torch.onnx.export(
             model,
             (example,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # torch writes to any binary file object
             dynamo=False,
             opset_version=OPSET,
             training=torch.onnx.TrainingMode.PRESERVE,

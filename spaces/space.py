@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from spaces.analysis import ModelAnalysis
@@ -25,18 +25,25 @@ class SearchSpace:
     precisions: dict[str, tuple[str, ...]]
     max_prune: float = 0.75
     prune_step: float = 0.125
-    recipe: Recipe = Recipe()
+    recipe: Recipe = field(default_factory=Recipe)
 
     @classmethod
-    def build(cls, analysis: ModelAnalysis, unit_precisions: list[str], int8_layers: set[str],
-              max_prune: float = 0.75, prune_step: float = 0.125, recipe: Recipe = Recipe()) -> SearchSpace:
+    def build(
+        cls,
+        analysis: ModelAnalysis,
+        unit_precisions: list[str],
+        int8_layers: set[str],
+        max_prune: float = 0.75,
+        prune_step: float = 0.125,
+        recipe: Recipe | None = None,
+    ) -> SearchSpace:
         """Space of ``analysis`` on a unit: INT8 is offered only for layers NNCF can quantize."""
         order = [p for p in ("fp32", "fp16", "int8") if p in unit_precisions]
-        precisions = {}
+        precisions: dict[str, tuple[str, ...]] = {}
         for layer in analysis.layers:
             choices = tuple(p for p in order if p != "int8" or layer in int8_layers)
             precisions[layer] = choices or tuple(order)
-        return cls(analysis, precisions, max_prune, prune_step, recipe)
+        return cls(analysis, precisions, max_prune, prune_step, recipe or Recipe())
 
     @property
     def reference_precision(self) -> str:
@@ -73,9 +80,7 @@ class SearchSpace:
     def uniform(self, ratio: float, precision: str | None = None) -> CompressionPlan:
         """Every group pruned by ``ratio``; every layer in ``precision`` where offered, else the reference."""
         ref = self.reference_precision
-        precisions = {
-            layer: precision if precision in choices else ref for layer, choices in self.precisions.items()
-        }
+        precisions = {layer: precision if precision in choices else ref for layer, choices in self.precisions.items()}
         return self.plan(dict.fromkeys((g.root for g in self.analysis.groups), ratio), precisions)
 
     def baselines(self) -> dict[str, CompressionPlan]:

@@ -65,8 +65,10 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
         raise UserError(f"checkpoint '{path}' not found: pass the path of a saved state_dict")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise UserError(f"checkpoint '{path}' cannot be read with weights_only=True ({type(exc).__name__}): save a plain state_dict") from None
+    except Exception as exc:  # noqa: BLE001 (torch raises many types for a bad or unsafe file)
+        raise UserError(
+            f"checkpoint '{path}' cannot be read with weights_only=True ({type(exc).__name__}): save a plain state_dict"
+        ) from None
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):

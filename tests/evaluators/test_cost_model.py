@@ -26,7 +26,9 @@ def _graphs(model: torch.nn.Module, size: int):
 
 
 def test_lower_precision_is_faster_on_a_compute_bound_model(pixel7_cpu):
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 3, padding=1)).eval()
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 3, padding=1)
+    ).eval()
     fp32, fp16, int8 = (CostModel(pixel7_cpu).estimate(read_graph(g)) for g in _graphs(model, 32))
     assert int8.latency_ms < fp16.latency_ms < fp32.latency_ms
     assert int8.energy_mj < fp32.energy_mj

@@ -50,9 +50,12 @@ def test_activation_runs_in_its_producers_precision():
 def test_uncovered_op_raises_with_its_name():
     node = helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["out"], name="nms")
     graph = helper.make_graph(
-        [node], "g",
-        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 4, 4]),
-         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, 4])],
+        [node],
+        "g",
+        [
+            helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 4, 4]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, 4]),
+        ],
         [helper.make_tensor_value_info("out", TensorProto.INT64, [None, 3])],
     )
     with pytest.raises(UncoveredOpError, match="NonMaxSuppression"):

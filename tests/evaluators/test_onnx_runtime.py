@@ -26,7 +26,9 @@ def test_nan_logits_raise():
 
 def test_measured_latency_is_positive_and_ordered(tiny_cnn):
     small = session(export_onnx(tiny_cnn, 16).SerializeToString())
-    big = session(export_onnx(torch.nn.Sequential(torch.nn.Conv2d(3, 128, 3), torch.nn.Conv2d(128, 128, 3)).eval(), 64).SerializeToString())
+    big = session(
+        export_onnx(torch.nn.Sequential(torch.nn.Conv2d(3, 128, 3), torch.nn.Conv2d(128, 128, 3)).eval(), 64).SerializeToString()
+    )
     a = measure_latency(small, (1, 3, 16, 16), repeats=20)
     b = measure_latency(big, (1, 3, 64, 64), repeats=10)
     assert 0 < a < b

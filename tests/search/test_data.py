@@ -13,13 +13,13 @@ def test_digits_split_is_stratified_seeded_and_disjoint():
     splits = load_splits(DataSpec(input_size=32))
     sizes = [len(splits.train), len(splits.val), len(splits.test)]
     assert sum(sizes) == 1797 and sizes[1] == pytest.approx(360, abs=5)
-    image, label = splits.train[0]
+    image, _ = splits.train[0]
     assert tuple(image.shape) == (3, 32, 32)
     labels = np.array([int(splits.val[i][1]) for i in range(len(splits.val))])
     assert np.bincount(labels).min() >= 30  # every class is in the validation split
     a = stratified_split(np.repeat(np.arange(3), 10), (0.2,), seed=1)
     b = stratified_split(np.repeat(np.arange(3), 10), (0.2,), seed=1)
-    assert all((x == y).all() for x, y in zip(a, b))
+    assert all((x == y).all() for x, y in zip(a, b, strict=True))
     assert not set(a[0]) & set(a[1])
 
 

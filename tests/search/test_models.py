@@ -21,7 +21,7 @@ def test_hl_cnn_has_its_parts():
 
 
 def test_unknown_model_lists_close_names():
-    with pytest.raises(UserError, match="unknown model 'mobilenetv2_10'.*mobilenetv2_100"):
+    with pytest.raises(UserError, match=r"unknown model 'mobilenetv2_10'.*mobilenetv2_100"):
         check_model_name("mobilenetv2_10")
 
 

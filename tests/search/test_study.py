@@ -35,7 +35,9 @@ def test_bad_storage_urls(url, message):
 def test_constraints_feasibility():
     study = optuna.create_study(directions=["maximize", "minimize"])
     trial = study.ask()
-    set_constraints(trial, {"val_top1": 0.97, "latency_ms": 2.0}, reference_top1=0.99, max_accuracy_drop=1.5, latency_budget_ms=1.0)
+    set_constraints(
+        trial, {"val_top1": 0.97, "latency_ms": 2.0}, reference_top1=0.99, max_accuracy_drop=1.5, latency_budget_ms=1.0
+    )
     study.tell(trial, [97.0, 2.0])
     constraints = study.trials[0].system_attrs
     values = {k: v for k, v in constraints.items() if k.startswith("constraints:")}

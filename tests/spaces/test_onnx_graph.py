@@ -52,7 +52,9 @@ def test_mixed_int8_fp16_fp32_graph(tiny_cnn, digits):
 
 
 def test_adjacent_fp16_layers_share_one_cast():
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 8, 1), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1)).eval()
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(8, 8, 1), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1)
+    ).eval()
     graph = convert_layers_fp16(export_onnx(model, 8), ["0", "1", "3"])
     onnx.checker.check_model(graph)
     casts = [n for n in graph.graph.node if n.op_type == "Cast"]

@@ -21,7 +21,9 @@ def test_groups_couple_residual_and_fusion_layers(tiny_cnn, tiny_hlcnn):
     assert all("classifier" not in g.members for g in hl.groups)
 
 
-@pytest.mark.parametrize("channels, ratio, round_to, keep", [(16, 0.5, 4, 8), (16, 0.3, 4, 12), (10, 0.75, 4, 4), (3, 0.75, 4, 3), (8, 0.9, 8, 8)])
+@pytest.mark.parametrize(
+    "channels, ratio, round_to, keep", [(16, 0.5, 4, 8), (16, 0.3, 4, 12), (10, 0.75, 4, 4), (3, 0.75, 4, 3), (8, 0.9, 8, 8)]
+)
 def test_channels_to_keep(channels, ratio, round_to, keep):
     assert channels_to_keep(channels, ratio, round_to) == keep
 

@@ -45,8 +45,10 @@ def test_enqueued_baselines_come_back_as_the_same_plans(space):
 
 
 def test_apply_is_replayable_and_really_compresses(space, tiny_cnn, digits):
-    plan = space.plan({g.root: 0.5 for g in space.analysis.groups},
-                      {name: ("int8" if i % 2 else "fp16") if name != "fc" else "fp32" for i, name in enumerate(space.analysis.layers)})
+    plan = space.plan(
+        {g.root: 0.5 for g in space.analysis.groups},
+        {name: ("int8" if i % 2 else "fp16") if name != "fc" else "fp32" for i, name in enumerate(space.analysis.layers)},
+    )
     first = apply(plan, tiny_cnn, digits.train, 16)
     second = apply(plan, tiny_cnn, digits.train, 16)
     assert first.SerializeToString() == second.SerializeToString()
@@ -60,7 +62,7 @@ def test_apply_is_replayable_and_really_compresses(space, tiny_cnn, digits):
 
 
 def test_plan_for_another_model_is_refused(tiny_cnn, digits):
-    with pytest.raises(PlanError, match="layers the model does not have: features.0"):
+    with pytest.raises(PlanError, match=r"layers the model does not have: features\.0"):
         apply(CompressionPlan({"features.0": LayerPlan()}), tiny_cnn, digits.train, 16)
 
 
