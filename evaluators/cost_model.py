@@ -4,10 +4,12 @@ For each op: ``overhead + max(compute time, memory time)``, where compute time
 is MACs over the unit's throughput for the op's precision and kind (vector ops
 over its vector throughput), and memory time is the bytes the op reads and
 writes over the cache bandwidth when they fit in the cache, else the DRAM
-bandwidth. Activations listed by the unit as fused cost nothing beyond their
-producer. Each tensor that crosses from one precision to another pays a
-conversion (read + write over the bandwidth, plus a fixed overhead). Energy is
-MACs x energy per MAC, plus bytes x energy per byte, plus busy power x time.
+bandwidth. Ops the unit's runtime fuses into their producer (activations,
+BatchNorm) cost nothing of their own. Each tensor that crosses from one
+precision or unit to another pays a conversion (read + write over the
+bandwidth, plus a fixed overhead). An op in a precision the unit lacks runs on its
+fallback unit, or is an error. Energy is work x energy per MAC or op, plus bytes x energy per
+byte, plus busy power x time.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from typing import cast
 from evaluators.graph import BYTES, Graph, Op
 from hw_profiles.schema import ComputeKind, Precision, Unit
 
-COMPUTE_KINDS = ("conv", "pointwise", "depthwise", "grouped", "gemm")
+COMPUTE_KINDS = ("conv", "pointwise", "depthwise", "grouped", "gemm", "im2col")
 FUSABLE_PRODUCERS = (*COMPUTE_KINDS, "eltwise")
+FALLBACK = "fallback"
 
 
 @dataclass(frozen=True)
 class LayerCost:
-    """Predicted cost of one op (or one precision conversion, op_type ``Convert``)."""
+    """Predicted cost of one op (or one conversion, op_type ``Convert``; or the per-inference cost, ``Invoke``)."""
 
     name: str
     op_type: str
@@ -36,6 +39,7 @@ class LayerCost:
     bound: str
     ms: float
     mj: float
+    unit: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,33 +60,69 @@ class Estimate:
         return data
 
 
-class CostModel:
-    """Predicts the cost of graphs on one unit; ``threads`` defaults to the unit's own setting."""
+@dataclass(frozen=True)
+class Placement:
+    """Where and in which precision an op runs."""
 
-    def __init__(self, unit: Unit, threads: int | None = None) -> None:
-        self.unit = unit
-        self.threads = min(threads or unit.threads, unit.max_threads)
-        efficiency = unit.thread_efficiency.value if unit.thread_efficiency else 0.0
-        self.speedup = 1.0 + (self.threads - 1) * efficiency
-        self.fused = set(unit.fused_activations)
+    precision: Precision
+    unit: str
+    fused: bool = False
+
+
+class CostModel:
+    """Predicts the cost of graphs on one unit.
+
+    Args:
+        unit: The unit that runs the graph.
+        threads: Threads (CPU units); defaults to the unit's own setting, capped at its maximum.
+        fallback: The unit that runs ops in precisions ``unit`` lacks (``unit.fallback`` of the profile).
+        name: Name of ``unit`` in the per-layer table.
+    """
+
+    def __init__(self, unit: Unit, threads: int | None = None, fallback: Unit | None = None, name: str = "main") -> None:
+        self.units = {name: unit}
+        if fallback is not None:
+            self.units[FALLBACK] = fallback
+        self.main = name
+        self.threads = {key: min(threads or u.threads, u.max_threads) for key, u in self.units.items()}
 
     def estimate(self, graph: Graph) -> Estimate:
         """Latency (ms) and energy (mJ) of one inference of ``graph``.
 
         Raises:
-            ValueError: an op runs in a precision the unit does not support.
+            ValueError: an op runs in a precision neither the unit nor its fallback supports.
         """
+        placements = self.place(graph)
         rows: list[LayerCost] = []
+        unit = self.units[self.main]
+        if unit.inference_overhead_us is not None:
+            seconds = unit.inference_overhead_us.value * 1e-6
+            rows.append(
+                LayerCost(
+                    "(invoke)",
+                    "Invoke",
+                    "overhead",
+                    "",
+                    (),
+                    0,
+                    0,
+                    "overhead",
+                    seconds * 1e3,
+                    unit.energy.static_w.value * seconds * 1e3,
+                    self.main,
+                )
+            )
         for i, op in enumerate(graph.ops):
+            here = placements[i]
             for producer, elems in zip(op.inputs, op.input_sizes, strict=True):
-                source: Precision = graph.ops[producer].precision if producer >= 0 else "fp32"
-                if source != op.precision:
-                    rows.append(self._convert(f"{op.name}/input", source, op.precision, elems))
-            if self._is_fused(graph, op):
+                source = placements[producer] if producer >= 0 else Placement("fp32", self.main)
+                if (source.precision, source.unit) != (here.precision, here.unit) and not self._explicit(graph, source, here):
+                    rows.append(self._convert(f"{op.name}/input", source, here, elems))
+            if here.fused:
                 continue
-            rows.append(self._op_cost(op))
-            if i in graph.output_ops and op.precision != "fp32":
-                rows.append(self._convert(f"{op.name}/output", op.precision, "fp32", op.output_elems))
+            rows.append(self._op_cost(op, here))
+            if i in graph.output_ops and (here.precision, here.unit) != ("fp32", self.main) and not graph.explicit_conversions:
+                rows.append(self._convert(f"{op.name}/output", here, Placement("fp32", self.main), op.output_elems))
         return Estimate(
             latency_ms=sum(r.ms for r in rows),
             energy_mj=sum(r.mj for r in rows),
@@ -92,61 +132,106 @@ class CostModel:
             layers=tuple(rows),
         )
 
-    def _is_fused(self, graph: Graph, op: Op) -> bool:
-        if op.op_type not in self.fused or len(op.inputs) != 1 or op.inputs[0] < 0:
+    @staticmethod
+    def _explicit(graph: Graph, source: Placement, target: Placement) -> bool:
+        """The graph's own ops do this conversion (onnxruntime's executed graph); only unit changes cost extra."""
+        return graph.explicit_conversions and source.unit == target.unit
+
+    def place(self, graph: Graph) -> list[Placement]:
+        """The unit and precision each op really runs in, and whether it is fused into its producer."""
+        unit = self.units[self.main]
+        placements: list[Placement] = []
+        for op in graph.ops:
+            precision = op.precision
+            where = self.main
+            if precision not in unit.precisions:
+                fallback = self.units.get(FALLBACK)
+                if fallback is None or precision not in fallback.precisions:
+                    raise ValueError(
+                        f"'{op.name}' runs in {precision}, which this unit does not support ({', '.join(unit.precisions)})"
+                    )
+                where = FALLBACK
+            placement = Placement(precision, where)
+            if self._fuses(graph, op, placement, placements):
+                placement = Placement(precision, where, fused=True)
+            placements.append(placement)
+        return placements
+
+    def _fuses(self, graph: Graph, op: Op, placement: Placement, placements: list[Placement]) -> bool:
+        unit = self.units[placement.unit]
+        if op.op_type not in unit.fused_ops or len(op.inputs) != 1 or op.inputs[0] < 0:
             return False
         producer = graph.ops[op.inputs[0]]
-        return producer.readers == 1 and producer.kind in FUSABLE_PRODUCERS and producer.precision == op.precision
+        before = placements[op.inputs[0]]
+        return (
+            producer.readers == 1
+            and producer.kind in FUSABLE_PRODUCERS
+            and (before.precision, before.unit) == (placement.precision, placement.unit)
+        )
 
-    def _check(self, precision: Precision, name: str) -> None:
-        if precision not in self.unit.precisions:
-            raise ValueError(
-                f"'{name}' runs in {precision}, which this unit does not support ({', '.join(self.unit.precisions)})"
-            )
-
-    def _bandwidth(self, nbytes: float) -> float:
+    def _bandwidth(self, unit: Unit, nbytes: float) -> float:
         """Bytes per second for a working set of ``nbytes``."""
-        fits = nbytes <= self.unit.cache_kb.value * 1024
-        return (self.unit.cache_gbs.value if fits else self.unit.dram_gbs.value) * 1e9
+        fits = nbytes <= unit.cache_kb.value * 1024
+        return (unit.cache_gbs.value if fits else unit.dram_gbs.value) * 1e9
 
-    def _energy_per_byte(self, nbytes: float) -> float:
-        fits = nbytes <= self.unit.cache_kb.value * 1024
-        energy = self.unit.energy
-        return (energy.pj_per_byte_cache.value if fits else energy.pj_per_byte_dram.value) * 1e-12
+    @staticmethod
+    def _energy_per_byte(unit: Unit, nbytes: float) -> float:
+        fits = nbytes <= unit.cache_kb.value * 1024
+        return (unit.energy.pj_per_byte_cache.value if fits else unit.energy.pj_per_byte_dram.value) * 1e-12
 
-    def _op_cost(self, op: Op) -> LayerCost:
-        self._check(op.precision, op.name)
-        unit = self.unit
-        if op.kind == "reshape":
-            return LayerCost(op.name, op.op_type, op.kind, op.precision, op.shape, 0, 0, "free", 0.0, 0.0)
-        nbytes = (op.input_elems + op.output_elems) * BYTES[op.precision] + op.weight_bytes
+    def _speedup(self, key: str) -> float:
+        unit = self.units[key]
+        efficiency = unit.thread_efficiency.value if unit.thread_efficiency else 0.0
+        return 1.0 + (self.threads[key] - 1) * efficiency
+
+    def _overhead_s(self, key: str, base_us: float) -> float:
+        unit = self.units[key]
+        sync = unit.thread_sync_us.value if unit.thread_sync_us else 0.0
+        return (base_us + sync * (self.threads[key] - 1)) * 1e-6
+
+    def _op_cost(self, op: Op, where: Placement) -> LayerCost:
+        unit, precision = self.units[where.unit], where.precision
+        if op.kind == "reshape" or op.op_type in unit.free_ops:
+            return LayerCost(op.name, op.op_type, op.kind, precision, op.shape, 0, 0, "free", 0.0, 0.0, where.unit)
+        weight_bytes = op.weight_bytes if precision == op.precision else op.params * (1 + BYTES[precision])
+        nbytes = (op.input_elems + op.output_elems) * BYTES[precision] + weight_bytes
         if op.kind in COMPUTE_KINDS:
-            rate = unit.gmacs[op.precision].value * unit.kind_efficiency[cast(ComputeKind, op.kind)].value * 1e9 * self.speedup
+            kind = cast(ComputeKind, op.kind)
+            channels = op.channels[1:] if kind in ("depthwise", "grouped") else op.channels  # per-group inputs are few
+            efficiency = unit.efficiency(precision, kind) * unit.alignment_factor(precision, channels)
+            vector_rate = unit.vector_gops[precision].value * unit.vector_efficiency("epilogue") * 1e9
+            seconds_per_unit = 1 / (unit.gmacs[precision].value * efficiency * 1e9)
+            compute_s = op.macs * seconds_per_unit + op.output_elems / vector_rate
             work = op.macs
         else:
-            rate = unit.vector_gops[op.precision].value * 1e9 * self.speedup
             work = op.vector_ops
-        compute_s = work / rate if rate else float("inf")
-        memory_s = nbytes / self._bandwidth(nbytes)
-        overhead_s = unit.overhead_us.value * 1e-6
+            compute_s = work / (unit.vector_gops[precision].value * unit.vector_efficiency(op.kind) * 1e9)
+        compute_s /= unit.op_factor(op.op_type, precision) * self._speedup(where.unit)
+        memory_s = nbytes / self._bandwidth(unit, nbytes)
+        overhead_s = self._overhead_s(where.unit, unit.overhead_us.value)
         seconds = overhead_s + max(compute_s, memory_s)
         bound = "compute" if compute_s >= memory_s else "memory"
         if overhead_s > max(compute_s, memory_s):
             bound = "overhead"
         energy_j = (
-            work * unit.energy.pj_per_mac[op.precision].value * 1e-12
-            + nbytes * self._energy_per_byte(nbytes)
+            work * unit.energy.pj_per_mac[precision].value * 1e-12
+            + nbytes * self._energy_per_byte(unit, nbytes)
             + unit.energy.static_w.value * seconds
         )
         return LayerCost(
-            op.name, op.op_type, op.kind, op.precision, op.shape, op.macs, nbytes, bound, seconds * 1e3, energy_j * 1e3
+            op.name, op.op_type, op.kind, precision, op.shape, op.macs, nbytes, bound, seconds * 1e3, energy_j * 1e3, where.unit
         )
 
-    def _convert(self, name: str, source: Precision, target: Precision, elems: int) -> LayerCost:
-        self._check(target, name)
-        nbytes = elems * (BYTES[source] + BYTES[target])
-        seconds = self.unit.switch_overhead_us.value * 1e-6 + nbytes / self._bandwidth(nbytes)
-        energy_j = nbytes * self._energy_per_byte(nbytes) + self.unit.energy.static_w.value * seconds
+    def _convert(self, name: str, source: Placement, target: Placement, elems: int) -> LayerCost:
+        """A tensor crossing precisions (quantize, dequantize, cast) or units (transfer), paid on the slower side."""
+        key = target.unit if target.unit != self.main else source.unit
+        unit = self.units[key]
+        nbytes = elems * (BYTES[source.precision] + BYTES[target.precision])
+        seconds = self._overhead_s(key, unit.switch_overhead_us.value) + nbytes / self._bandwidth(unit, nbytes)
+        energy_j = nbytes * self._energy_per_byte(unit, nbytes) + unit.energy.static_w.value * seconds
+        kind = f"{source.precision}->{target.precision}" + (
+            "" if source.unit == target.unit else f" {source.unit}->{target.unit}"
+        )
         return LayerCost(
-            name, "Convert", f"{source}->{target}", target, (elems,), 0, nbytes, "switch", seconds * 1e3, energy_j * 1e3
+            name, "Convert", kind, target.precision, (elems,), 0, nbytes, "switch", seconds * 1e3, energy_j * 1e3, key
         )

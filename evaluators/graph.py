@@ -69,8 +69,14 @@ KIND = {
     **dict.fromkeys(["Reshape", "Flatten", "Squeeze", "Unsqueeze"], "reshape"),
     **dict.fromkeys(["ArgMax", "TopK"], "reduce"),
 }
-# Kinds that move data without arithmetic: an INT8 input stays INT8 through them.
-PASS_THROUGH = {"reshape", "copy"}
+# Ops that move or select values without arithmetic: an INT8 input stays INT8 through them.
+PASS_THROUGH_KINDS = {"reshape", "copy"}
+PASS_THROUGH_OPS = {"MaxPool", "GlobalMaxPool"}
+
+
+def passes_int8_through(op_type: str, kind: str) -> bool:
+    """Whether an op keeps quantized values quantized (max pooling, reshapes, copies)."""
+    return kind in PASS_THROUGH_KINDS or op_type in PASS_THROUGH_OPS
 
 
 class UncoveredOpError(ValueError):
@@ -99,6 +105,7 @@ class Op:
     inputs: list[int] = field(default_factory=list)
     input_sizes: list[int] = field(default_factory=list)
     readers: int = 0
+    channels: tuple[int, int] = (0, 0)  # (input channels per group, output channels) of a compute op
 
 
 @dataclass
@@ -107,6 +114,7 @@ class Graph:
 
     ops: list[Op]
     output_ops: list[int]
+    explicit_conversions: bool = False
 
     @property
     def macs(self) -> int:
@@ -139,18 +147,17 @@ def _prod(shape: tuple[int, ...]) -> int:
 class _Reader:
     def __init__(self, model: onnx.ModelProto) -> None:
         import onnx
-        from onnx import numpy_helper, shape_inference
+        from onnx import numpy_helper
 
-        model = _batch_one(model)
-        model = shape_inference.infer_shapes(model)
+        model = fold_static_shapes(batch_one(model))
         self.graph = model.graph
         self.dtype: dict[str, int] = {}
         self.shape: dict[str, tuple[int, ...]] = {}
         for vi in [*model.graph.input, *model.graph.value_info, *model.graph.output]:
             t = vi.type.tensor_type
             self.dtype[vi.name] = t.elem_type
-            if t.HasField("shape"):
-                self.shape[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else 1 for d in t.shape.dim)
+            if t.HasField("shape") and all(d.HasField("dim_value") for d in t.shape.dim):
+                self.shape[vi.name] = tuple(d.dim_value for d in t.shape.dim)
         self.consts: dict[str, tuple[tuple[int, ...], int]] = {}
         for init in model.graph.initializer:
             self.consts[init.name] = (tuple(init.dims), init.data_type)
@@ -187,7 +194,7 @@ class _Reader:
                 self.static.update(node.output)
                 continue
             op = self._op(node, data)
-            if op.kind in PASS_THROUGH and all(t in self.via_dq for t in data):
+            if passes_int8_through(op.op_type, op.kind) and all(t in self.via_dq for t in data):
                 self.via_dq.update(node.output)
             for name in data:
                 producer = self.producer.get(self.root(name), -1)
@@ -252,6 +259,8 @@ class _Reader:
         )
 
     def _compute_op(self, node: onnx.NodeProto, data: list[str], out_shape: tuple[int, ...], in_elems: int) -> Op:
+        if node.output[0] not in self.shape:
+            raise UncoveredOpError(f"{node.op_type} whose output shape cannot be inferred", node.name)
         weight = self._weight(node.input[1])
         out_elems = _prod(out_shape)
         if node.op_type == "Conv":
@@ -261,6 +270,7 @@ class _Reader:
             group = next((a.i for a in node.attribute if a.name == "group"), 1)
             kernel = _prod(tuple(dims[2:]))
             macs = out_elems * dims[1] * kernel
+            channels = (int(dims[1]), int(dims[0]))
             if group == 1:
                 kind = "pointwise" if kernel == 1 else "conv"
             else:
@@ -268,7 +278,9 @@ class _Reader:
         else:
             a_shape = self.shape.get(node.input[0], (1,))
             trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
-            macs = out_elems * (a_shape[-2] if trans_a and len(a_shape) > 1 else a_shape[-1])
+            depth = a_shape[-2] if trans_a and len(a_shape) > 1 else a_shape[-1]
+            macs = out_elems * depth
+            channels = (int(depth), int(out_shape[-1]) if out_shape else 0)
             kind = "gemm"
             dims, storage = weight if weight else ((), "fp32")
         params = _prod(tuple(dims)) if weight else 0
@@ -288,11 +300,64 @@ class _Reader:
             input_elems=in_elems,
             output_elems=out_elems,
             shape=out_shape,
+            channels=channels,
         )
 
 
-def _batch_one(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` with every symbolic input dimension set to 1 and stale shape annotations dropped."""
+NEVER_FOLDED = {"QuantizeLinear", "DequantizeLinear"}  # they mark precisions in the device view
+FOLD_LIMIT = 1 << 16  # elements: shape arithmetic is small; weights are not rewritten
+
+
+def fold_static_shapes(model: onnx.ModelProto, max_rounds: int = 20) -> onnx.ModelProto:
+    """Shape inference with every constant subgraph evaluated (e.g. the pads of TF-style 'same' padding).
+
+    With the input size fixed, shape arithmetic (Shape -> Gather/Slice/Concat/... -> Pad or Reshape) is
+    constant; ONNX's own inference cannot follow it through every op, so such nodes are evaluated with the
+    ONNX reference evaluator and replaced by constants, until nothing changes.
+    """
+    import numpy as np
+    from onnx import numpy_helper, shape_inference
+    from onnx.reference import ReferenceEvaluator
+
+    for _ in range(max_rounds):
+        model = shape_inference.infer_shapes(model, data_prop=True)
+        known = {
+            vi.name: tuple(d.dim_value for d in vi.type.tensor_type.shape.dim)
+            for vi in [*model.graph.input, *model.graph.value_info]
+            if vi.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in vi.type.tensor_type.shape.dim)
+        }
+        values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        folded, keep = [], []
+        for node in model.graph.node:
+            inputs = [name for name in node.input if name]
+            value = None
+            if node.op_type == "Constant" and not inputs:
+                value = ReferenceEvaluator(node).run(None, {})
+            elif node.op_type == "Shape" and inputs[0] in known:
+                shape = known[inputs[0]]
+                start = next((a.i for a in node.attribute if a.name == "start"), 0)
+                end = next((a.i for a in node.attribute if a.name == "end"), len(shape))
+                value = [np.array(shape[start:end], dtype=np.int64)]
+            elif (
+                node.op_type not in NEVER_FOLDED and inputs and all(n in values and values[n].size <= FOLD_LIMIT for n in inputs)
+            ):
+                value = ReferenceEvaluator(node).run(None, {n: values[n] for n in inputs})
+            if value is None:
+                keep.append(node)
+                continue
+            for name, array in zip(node.output, value, strict=False):
+                values[name] = np.asarray(array)
+                folded.append(numpy_helper.from_array(np.asarray(array), name))
+        if not folded:
+            return model
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+        model.graph.initializer.extend(folded)
+    return model
+
+
+def batch_one(model: onnx.ModelProto, keep_value_info: bool = False) -> onnx.ModelProto:
+    """A copy of ``model`` with every symbolic dimension set to 1 (the batch); other shape annotations dropped unless kept."""
     import onnx
 
     copy = onnx.ModelProto()
@@ -301,7 +366,13 @@ def _batch_one(model: onnx.ModelProto) -> onnx.ModelProto:
         for dim in inp.type.tensor_type.shape.dim:
             if not dim.HasField("dim_value"):
                 dim.dim_value = 1
-    del copy.graph.value_info[:]
+    if keep_value_info:
+        for vi in copy.graph.value_info:
+            for dim in vi.type.tensor_type.shape.dim:
+                if not dim.HasField("dim_value"):
+                    dim.dim_value = 1
+    else:
+        del copy.graph.value_info[:]
     for out in copy.graph.output:
         out.type.tensor_type.ClearField("shape")
     return copy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,3 +79,18 @@ def measure_latency(
         if time.perf_counter() > deadline and len(times) >= 5:
             break
     return statistics.median(times) * 1e3
+
+
+def measure_rounds(
+    graphs: Sequence[bytes], input_shapes: Sequence[tuple[int, ...]], threads: int = 1, rounds: int = 3
+) -> list[float]:
+    """Median latency (ms) of each graph over ``rounds`` interleaved rounds, each in a fresh session.
+
+    Interleaving spreads a slow spell of a shared machine over every graph
+    instead of one, and the median over rounds drops such spells.
+    """
+    runs: list[list[float]] = [[] for _ in graphs]
+    for _ in range(rounds):
+        for i, (graph, shape) in enumerate(zip(graphs, input_shapes, strict=True)):
+            runs[i].append(measure_latency(session(graph, threads), shape, warmup=3, repeats=15, budget_s=5))
+    return [statistics.median(r) for r in runs]

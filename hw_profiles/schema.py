@@ -7,8 +7,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Precision = Literal["fp32", "fp16", "int8"]
-# Op kinds the cost model distinguishes for compute-bound work (see evaluators.graph).
-ComputeKind = Literal["conv", "pointwise", "depthwise", "grouped", "gemm"]
+# Op kinds the cost model distinguishes for compute-bound work (see evaluators.graph). "im2col" is a dense
+# conv run by a runtime's generic im2col + GEMM path instead of its specialised kernels (onnxruntime's
+# non-NCHWc FP32 convs); a unit that does not list it costs such convs as "conv".
+ComputeKind = Literal["conv", "pointwise", "depthwise", "grouped", "gemm", "im2col"]
+CORE_KINDS = ("conv", "pointwise", "depthwise", "grouped", "gemm")
+# Kinds of the ops that are not MACs (see evaluators.graph.KIND): their rate is vector_gops x this efficiency.
+# "epilogue" is the per-output work of a compute op (bias, activation, requantization, store).
+VectorKind = Literal["activation", "eltwise", "pool", "reduce", "norm", "softmax", "copy", "resize", "convert", "epilogue"]
 
 
 class _Strict(BaseModel):
@@ -40,16 +46,57 @@ class Unit(_Strict):
     threads: int = Field(default=1, ge=1)
     max_threads: int = Field(default=1, ge=1)
     thread_efficiency: Sourced | None = None
+    thread_sync_us: Sourced | None = None
     gmacs: dict[Precision, Sourced]
     kind_efficiency: dict[ComputeKind, Sourced]
+    # Where a precision's kernels scale differently across kinds (e.g. slow INT8 depthwise kernels).
+    precision_kind_efficiency: dict[Precision, dict[ComputeKind, Sourced]] = Field(default_factory=dict)
     vector_gops: dict[Precision, Sourced]
+    vector_kind_efficiency: dict[VectorKind, Sourced] = Field(default_factory=dict)
+    # Kernels work on blocks of this many channels; each channel count of a conv (input, output) that is not a
+    # multiple of the block multiplies its efficiency by unaligned_efficiency (remainder loops, padded tiles).
+    channel_block: dict[Precision, Sourced] = Field(default_factory=dict)
+    unaligned_efficiency: dict[Precision, Sourced] = Field(default_factory=dict)
+    # Ops whose kernels stand apart from their kind on this runtime, keyed "OpType" or "OpType:precision".
+    op_efficiency: dict[str, Sourced] = Field(default_factory=dict)
     cache_kb: Sourced
     cache_gbs: Sourced
     dram_gbs: Sourced
     overhead_us: Sourced
     switch_overhead_us: Sourced
-    fused_activations: list[str] = Field(default_factory=lambda: ["Relu", "Clip"])
+    inference_overhead_us: Sourced | None = None
+    fused_ops: list[str] = Field(default_factory=lambda: ["Relu", "Clip"])
+    # Ops the runtime elides, e.g. Concat written in place into slices of its output (XNNPACK, TensorRT).
+    free_ops: list[str] = Field(default_factory=list)
+    fallback: str | None = None
+    # "device": the QDQ graph as a device runtime runs it (Q/DQ/Cast mark precisions);
+    # "onnxruntime": the graph onnxruntime executes after its own optimizations (see evaluators.runtime_graph).
+    graph: Literal["device", "onnxruntime"] = "device"
     energy: Energy
+
+    def efficiency(self, precision: Precision, kind: ComputeKind) -> float:
+        """Share of ``gmacs[precision]`` reached by ops of ``kind`` (the per-precision value when given)."""
+        override = self.precision_kind_efficiency.get(precision, {}).get(kind)
+        shared = self.kind_efficiency.get(kind) or self.kind_efficiency["conv"]
+        return (override or shared).value
+
+    def vector_efficiency(self, kind: str) -> float:
+        """Share of ``vector_gops`` reached by non-MAC ops of ``kind`` (1 unless the profile says otherwise)."""
+        entry = self.vector_kind_efficiency.get(kind)  # type: ignore[call-overload]
+        return entry.value if entry else 1.0
+
+    def alignment_factor(self, precision: Precision, channels: tuple[int, ...]) -> float:
+        """Efficiency multiplier for ``channels`` that are not multiples of the precision's channel block."""
+        block, penalty = self.channel_block.get(precision), self.unaligned_efficiency.get(precision)
+        if block is None or penalty is None:
+            return 1.0
+        size = max(1, round(block.value))
+        return penalty.value ** sum(1 for c in channels if c % size)
+
+    def op_factor(self, op_type: str, precision: Precision) -> float:
+        """Efficiency multiplier for one op type (1 unless the profile singles it out)."""
+        entry = self.op_efficiency.get(f"{op_type}:{precision}") or self.op_efficiency.get(op_type)
+        return entry.value if entry else 1.0
 
     @model_validator(mode="after")
     def _precisions_covered(self) -> Unit:
@@ -63,9 +110,9 @@ class Unit(_Strict):
         missing = set(self.precisions) - set(self.energy.pj_per_mac)
         if missing:
             raise ValueError(f"energy.pj_per_mac lacks {', '.join(sorted(missing))}")
-        kinds = set(ComputeKind.__args__)  # type: ignore[attr-defined]
-        if set(self.kind_efficiency) != kinds:
-            raise ValueError(f"kind_efficiency must give each of {', '.join(sorted(kinds))}")
+        lacking = set(CORE_KINDS) - set(self.kind_efficiency)
+        if lacking:
+            raise ValueError(f"kind_efficiency must give each of {', '.join(CORE_KINDS)} (lacks {', '.join(sorted(lacking))})")
         if self.threads > self.max_threads:
             raise ValueError(f"threads {self.threads} exceeds max_threads {self.max_threads}")
         return self
@@ -89,6 +136,10 @@ class Profile(_Strict):
             for path, item in _sourced_items(unit):
                 if item.source not in self.sources:
                     raise ValueError(f"units.{unit_name}.{path} cites source '{item.source}', which is not in sources")
+            if unit.fallback is not None and unit.fallback not in self.units:
+                raise ValueError(f"units.{unit_name}.fallback '{unit.fallback}' is not one of the units")
+            if unit.fallback == unit_name:
+                raise ValueError(f"units.{unit_name}.fallback cannot be the unit itself")
         return self
 
     def unit(self, name: str | None = None) -> Unit:
@@ -108,3 +159,6 @@ def _sourced_items(model: BaseModel, prefix: str = ""):
             for key, item in value.items():
                 if isinstance(item, Sourced):
                     yield f"{path}.{key}", item
+                elif isinstance(item, dict):
+                    for sub, leaf in item.items():
+                        yield f"{path}.{key}.{sub}", leaf

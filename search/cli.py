@@ -72,6 +72,61 @@ def cmd_hw_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """search estimate: predicted latency and energy of a model on a profile unit."""
+    import json
+
+    from evaluators.estimate import estimate_model
+    from hw_profiles import load_profile
+    from search.graphs import model_graph
+
+    if args.threads is not None and args.threads < 1:
+        raise UserError("--threads must be at least 1")
+    profile, _, unit_name = load_profile(args.hw)
+    graph = model_graph(args.model, args.precision, args.input_size)
+    estimate = estimate_model(graph, profile, unit_name, args.threads)
+    if args.json:
+        data = {
+            "hw": f"{profile.name}:{unit_name}",
+            "profile_version": profile.version,
+            "model": args.model,
+            "precision": args.precision or "as given",
+            "input_size": args.input_size,
+            **estimate.summary(),
+        }
+        if args.by_layer:
+            data["layers"] = [vars(row) | {"shape": list(row.shape)} for row in estimate.layers]
+        print(json.dumps(data, indent=2))
+        return 0
+    from search.report import print_estimate
+
+    print_estimate(_console(), estimate, f"{args.model} on {profile.name}:{unit_name} (v{profile.version})", args.by_layer)
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """search calibrate: fit a profile to measurements (or measure this machine) and write a new version."""
+    from hw_profiles import PROFILE_DIR, load_profile
+    from hw_profiles.writer import write_profile
+    from search.calibrate import COLUMNS, calibrate_from_measurements, calibrate_host_profile
+    from search.report import print_fits
+
+    console = _console()
+    profile, _, _ = load_profile(args.hw.partition(":")[0])
+    params = [p.strip() for p in args.params.split(",")] if args.params else None
+    if args.measurements:
+        new, fits = calibrate_from_measurements(profile, args.measurements, params, console.print, args.latency_scale)
+    elif profile.units[profile.default_unit].graph == "onnxruntime":
+        new, fits = calibrate_host_profile(profile, args.per_model, args.seed, args.input_size, console.print)
+    else:
+        raise UserError(f"{profile.name} is a device profile: pass --measurements FILE.csv (columns {', '.join(COLUMNS)})")
+    out = args.out or PROFILE_DIR / f"{profile.name}.yaml"
+    write_profile(new, out)
+    print_fits(console, fits)
+    console.print(f"wrote {profile.name} v{new.version} to {out}")
+    return 0
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     from search.run import RunConfig
 
@@ -135,6 +190,36 @@ def build_parser() -> argparse.ArgumentParser:
     show = hw.add_parser("show", help="every number of a profile with its source")
     show.add_argument("name")
     show.set_defaults(func=cmd_hw_show)
+    est = sub.add_parser("estimate", help="predicted latency and energy of a model on a profile unit")
+    est.add_argument("--hw", required=True, help="NAME or NAME:UNIT (see `search hw list`)")
+    est.add_argument("--model", required=True, help="model name (small_cnn, hl_cnn, timm, torchvision:NAME) or FILE.onnx")
+    est.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "int8"),
+        help="run every layer in this precision (default: fp32 for names, as given for files)",
+    )
+    est.add_argument("--input-size", type=int, default=224)
+    est.add_argument("--threads", type=int, help="threads on CPU units (default: the unit's)")
+    est.add_argument("--by-layer", action="store_true", help="per-layer table: op, shape, MACs, bytes, bound, ms, mJ")
+    est.add_argument("--json", action="store_true", help="one JSON object (latency_ms, energy_mj, params, macs, ...)")
+    est.set_defaults(func=cmd_estimate)
+    cal = sub.add_parser("calibrate", help="fit a profile to measured latencies and write a new profile version")
+    cal.add_argument("--hw", required=True, help="profile NAME; `host` measures this machine in onnxruntime")
+    cal.add_argument("--measurements", help="CSV with columns model, precision, unit, threads, input_size, latency_ms")
+    cal.add_argument(
+        "--params", help="comma list of parameters to fit (default: MAC rates of the measured precisions, overhead, threads)"
+    )
+    cal.add_argument("--out", help="where to write the profile (default: the bundled profile file)")
+    cal.add_argument(
+        "--latency-scale",
+        type=float,
+        default=1.0,
+        help="multiply measured latencies (rows of a sibling device at another clock, e.g. 2.80/2.85)",
+    )
+    cal.add_argument("--per-model", type=int, default=10, help="host: random candidates per calibration model")
+    cal.add_argument("--input-size", type=int, default=224, help="host: input resolution of the calibration graphs")
+    cal.add_argument("--seed", type=int, default=0)
+    cal.set_defaults(func=cmd_calibrate)
     return parser
 
 

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     import optuna
     from rich.console import Console
 
+    from evaluators.calibration import FitResult
+    from evaluators.cost_model import Estimate
+
 
 def uncompressed_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The completed uncompressed baseline trial, if any."""
@@ -124,3 +127,48 @@ def export_front(study: optuna.Study, out_dir: Path, source: dict[str, Any]) -> 
     if staging.exists():
         staging.replace(out_dir)
     return written
+
+
+def print_estimate(console: Console, estimate: Estimate, title: str, by_layer: bool) -> None:
+    """Print an estimate's totals and, with ``by_layer``, its per-layer table."""
+    from rich.table import Table
+
+    if by_layer:
+        table = Table(title=title)
+        for column in ("layer", "op", "kind", "precision", "shape", "MACs", "bytes", "bound", "ms", "mJ"):
+            table.add_column(column, justify="right" if column in ("MACs", "bytes", "ms", "mJ") else "left")
+        for row in estimate.layers:
+            table.add_row(
+                row.name,
+                row.op_type,
+                row.kind,
+                row.precision,
+                "x".join(map(str, row.shape)),
+                f"{row.macs:,}",
+                f"{row.bytes:,}",
+                row.bound,
+                f"{row.ms:.4f}",
+                f"{row.mj:.4f}",
+            )
+        console.print(table)
+    console.print(
+        f"{title}: latency {estimate.latency_ms:.3f} ms, energy {estimate.energy_mj:.3f} mJ, "
+        f"{estimate.params:,} parameters, {estimate.macs / 1e6:.1f} M MACs, {estimate.size_bytes / 1024:.1f} KB"
+    )
+
+
+def print_fits(console: Console, fits: dict[str, FitResult]) -> None:
+    """Print each calibration stage: fitted values and errors before and after."""
+    from rich.table import Table
+
+    for name, result in fits.items():
+        table = Table(
+            title=f"{name}: median |error| {result.error_before['median_abs_pct']:.1f}% -> "
+            f"{result.error_after['median_abs_pct']:.1f}%, within +-10%: "
+            f"{100 * result.error_before['within_10pct']:.0f}% -> {100 * result.error_after['within_10pct']:.0f}%"
+        )
+        table.add_column("parameter")
+        table.add_column("fitted", justify="right")
+        for key, value in result.params.items():
+            table.add_row(key, f"{value:.4g}")
+        console.print(table)

@@ -78,6 +78,7 @@ class Inputs:
     config: RunConfig
     profile: Profile
     unit: Unit
+    unit_name: str
     hw: str
     objectives: list[str]
     data: DataSpec
@@ -131,6 +132,7 @@ def resolve_inputs(config: RunConfig) -> Inputs:
         config,
         profile,
         unit,
+        unit_name,
         f"{profile.name}:{unit_name}",
         objectives,
         data,
@@ -258,7 +260,7 @@ def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console:
     model_spec = ModelSpec(config.model, prepared.splits.num_classes, inputs.data.input_size)
 
     def make_job(plan: dict) -> TrialJob:
-        return TrialJob(plan=plan, model=model_spec, data=inputs.data, unit=inputs.unit)
+        return TrialJob(plan=plan, model=model_spec, data=inputs.data, profile=inputs.profile, unit_name=inputs.unit_name)
 
     budgets = Budgets(prepared.reference["val_top1"], config.max_accuracy_drop, config.latency_budget_ms)
     loop = TrialLoop(

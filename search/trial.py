@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from search.data import DataSpec
 
 if TYPE_CHECKING:
-    from hw_profiles.schema import Unit
+    from hw_profiles.schema import Profile
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ class TrialJob:
     plan: dict[str, Any]
     model: ModelSpec
     data: DataSpec
-    unit: Unit
+    profile: Profile
+    unit_name: str
     threads: int = 1
 
 
@@ -53,7 +54,7 @@ def limit_threads(threads: int) -> None:
 
 
 def score_graph(
-    graph_bytes: bytes, unit: Unit, splits: Any, input_size: int, threads: int = 1
+    graph_bytes: bytes, profile: Profile, unit_name: str, splits: Any, input_size: int, threads: int = 1
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Score an ONNX graph: accuracy on val and test (onnxruntime), size, MACs, predicted and measured latency.
 
@@ -61,7 +62,7 @@ def score_graph(
     """
     import onnx
 
-    from evaluators.cost_model import CostModel
+    from evaluators.estimate import estimate_model
     from evaluators.graph import COMPUTE, read_graph
     from evaluators.onnx_runtime import evaluate, measure_latency, session
 
@@ -70,11 +71,10 @@ def score_graph(
     for split, dataset in (("val", splits.val), ("test", splits.test)):
         for key, value in evaluate(sess, dataset).items():
             metrics[f"{split}_{key}"] = value
-    graph = read_graph(onnx.load_from_string(graph_bytes))
-    estimate = CostModel(unit).estimate(graph)
-    metrics.update(estimate.summary())
+    model = onnx.load_from_string(graph_bytes)
+    metrics.update(estimate_model(model, profile, unit_name).summary())
     metrics["host_latency_ms"] = measure_latency(sess, (1, 3, input_size, input_size))
-    precisions: dict[str, str] = {op.name: op.precision for op in graph.ops if op.op_type in COMPUTE}
+    precisions: dict[str, str] = {op.name: op.precision for op in read_graph(model).ops if op.op_type in COMPUTE}
     return metrics, precisions
 
 
@@ -94,7 +94,7 @@ def evaluate_candidate(job: TrialJob, state: dict) -> TrialOutcome:
         model.eval()
         graph = apply(CompressionPlan.from_dict(job.plan), model, splits.train, job.model.input_size)
         graph_bytes = graph.SerializeToString()
-        metrics, precisions = score_graph(graph_bytes, job.unit, splits, job.model.input_size, job.threads)
+        metrics, precisions = score_graph(graph_bytes, job.profile, job.unit_name, splits, job.model.input_size, job.threads)
         metrics["seconds"] = time.perf_counter() - start
         return TrialOutcome(metrics=metrics, precisions=precisions, onnx_bytes=graph_bytes)
     except Exception as exc:  # noqa: BLE001 (a failing candidate is a result, recorded as FAIL by the driver)

@@ -29,9 +29,19 @@ def _hl_cnn(num_classes: int, in_chans: int) -> nn.Module:
 BUILTIN_MODELS: dict[str, Callable[[int, int], nn.Module]] = {"small_cnn": _small_cnn, "hl_cnn": _hl_cnn}
 
 
+TORCHVISION_PREFIX = "torchvision:"
+
+
 def check_model_name(name: str) -> None:
-    """Raise a UserError naming the closest models if ``name`` is neither built in nor in timm."""
+    """Raise a UserError naming the closest models if ``name`` is not built in, in timm or ``torchvision:NAME``."""
     if name in BUILTIN_MODELS:
+        return
+    if name.startswith(TORCHVISION_PREFIX):
+        from torchvision import models
+
+        known = models.list_models(module=models)
+        if name[len(TORCHVISION_PREFIX) :] not in known:
+            raise unknown_name("torchvision model", name[len(TORCHVISION_PREFIX) :], known, "torchvision.models.list_models()")
         return
     import timm
 
@@ -40,7 +50,7 @@ def check_model_name(name: str) -> None:
 
 
 def build_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = False) -> nn.Module:
-    """Create a model by name: a built-in one (``small_cnn``, ``hl_cnn``) or any timm model.
+    """Create a model by name: a built-in one (``small_cnn``, ``hl_cnn``), any timm model or ``torchvision:NAME``.
 
     Args:
         name: Model name.
@@ -51,6 +61,10 @@ def build_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool
     check_model_name(name)
     if name in BUILTIN_MODELS:
         return BUILTIN_MODELS[name](num_classes, in_chans)
+    if name.startswith(TORCHVISION_PREFIX):
+        from torchvision import models
+
+        return models.get_model(name[len(TORCHVISION_PREFIX) :], weights=None, num_classes=num_classes)
     import timm
 
     return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans)

@@ -1,0 +1,160 @@
+"""Benchmark the latency model (a script, not a test: run it on a quiet machine and quote its output).
+
+(a) host: the host profile's predictions against onnxruntime measurements of random compressed
+    candidates of MobileNetV2, EfficientNet-Lite0 and ResNet-18 (architectures the host
+    calibration did not use); share within +-10%, median |error|, Spearman rank correlation.
+(b) devices: the device profiles' predictions against published latencies of architectures
+    outside ../shared/calibration (docs/validation/published_checks.csv): prediction,
+    publication, ratio, source; share within +-30%; whether each device keeps the published order.
+
+    python benchmarks/cost_model.py                 # both parts
+    python benchmarks/cost_model.py --part host --per-model 14 --rounds 3
+    python benchmarks/cost_model.py --part devices
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from itertools import combinations
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKS = ROOT / "docs" / "validation" / "published_checks.csv"
+HOST_MODELS = ("mobilenetv2_100", "efficientnet_lite0", "resnet18")
+# Measured next to every candidate: its measured / predicted ratio tells how fast the (shared) machine is
+# running at that moment, so a slow spell shows in the output instead of passing for a model error.
+SPEED_REFERENCE = "mobilenetv2_100"
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman rank correlation (no ties expected in latencies)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def host_part(per_model: int, rounds: int, seed: int, input_size: int) -> None:
+    """Predict and measure random candidates on this machine; print every row and the summary."""
+    import onnx
+    import torch
+
+    from evaluators.candidates import Candidate, random_candidates
+    from evaluators.estimate import estimate_model
+    from evaluators.onnx_runtime import measure_latency, session
+    from hw_profiles import load_profile
+    from search.models import build_model
+    from spaces.onnx_export import export_onnx
+
+    torch.set_num_threads(1)
+    profile, unit, unit_name = load_profile("host")
+    candidates: list[Candidate] = []
+    for name in HOST_MODELS:
+        candidates.extend(random_candidates(build_model(name, 1000), name, per_model, seed, input_size, tuple(unit.precisions)))
+    predicted = [estimate_model(onnx.load_from_string(c.onnx_bytes), profile, unit_name).latency_ms for c in candidates]
+    reference = export_onnx(build_model(SPEED_REFERENCE, 1000).eval(), input_size)
+    reference_predicted = estimate_model(reference, profile, unit_name).latency_ms
+    reference_session = session(reference.SerializeToString(), 1)
+    sessions = [session(c.onnx_bytes, 1) for c in candidates]
+    shape = (1, 3, input_size, input_size)
+    runs: list[list[float]] = [[] for _ in candidates]
+    speeds: list[list[float]] = [[] for _ in candidates]  # machine slowness next to each measurement
+    for _ in range(rounds):  # interleaved rounds: a slow spell of the machine hits every candidate alike
+        for i, sess in enumerate(sessions):
+            speeds[i].append(measure_latency(reference_session, shape, warmup=1, repeats=5, budget_s=1) / reference_predicted)
+            runs[i].append(measure_latency(sess, shape, warmup=3, repeats=15, budget_s=3))
+    measured = [statistics.median(r) for r in runs]
+    slowness = [statistics.median(s) for s in speeds]
+    print(
+        f"(a) host profile v{profile.version} vs onnxruntime on this machine, {len(candidates)} random candidates, "
+        f"{input_size}x{input_size}, 1 thread, median of {rounds} interleaved rounds"
+    )
+    print(f"{'candidate':40s} {'measured ms':>12s} {'predicted ms':>13s} {'error %':>8s} {'machine':>8s}")
+    errors = []
+    for c, m, p, slow in zip(candidates, measured, predicted, slowness, strict=True):
+        errors.append(100 * (p - m) / m)
+        print(f"{c.label:40s} {m:12.2f} {p:13.2f} {errors[-1]:+8.1f} {slow:8.2f}")
+    print(f"raw:   {_summary(errors)}; Spearman {spearman(measured, predicted):.3f}")
+    corrected = [m / slow for m, slow in zip(measured, slowness, strict=True)]
+    print(
+        f"machine: {SPEED_REFERENCE} FP32 measured / predicted next to each candidate: min {min(slowness):.2f}, "
+        f"median {statistics.median(slowness):.2f}, max {max(slowness):.2f} (1.00 = the speed the profile was fitted at)"
+    )
+    print(
+        f"speed-corrected: {_summary([100 * (p - m) / m for m, p in zip(corrected, predicted, strict=True)])}; "
+        f"Spearman {spearman(corrected, predicted):.3f}"
+    )
+
+
+def _summary(errors: list[float]) -> str:
+    within = sum(abs(e) <= 10 for e in errors)
+    return (
+        f"within +-10%: {100 * within / len(errors):.0f}% ({within}/{len(errors)}); "
+        f"median |error| {statistics.median(abs(e) for e in errors):.1f}%"
+    )
+
+
+def device_part() -> None:
+    """Predict each published row with its device profile; print the table, the +-30% share and order checks."""
+    from evaluators.estimate import estimate_model
+    from hw_profiles import load_profile
+    from search.graphs import model_graph
+
+    rows = list(csv.DictReader(CHECKS.open()))
+    print(
+        f"(b) device profiles vs published latencies ({CHECKS.relative_to(ROOT)}, {len(rows)} rows; "
+        "architectures outside ../shared/calibration)"
+    )
+    print(
+        f"{'device:unit':18s} {'model':26s} {'prec':5s} {'thr':>3s} {'in':>4s} "
+        f"{'predicted':>10s} {'published':>10s} {'ratio':>6s}  source"
+    )
+    groups: dict[tuple[str, str, str], list[tuple[str, float, float]]] = {}
+    ratios = []
+    for row in rows:
+        profile, _, unit_name = load_profile(row["hw"])
+        threads = int(row["threads"])
+        graph = model_graph(row["model"], row["precision"], int(row["input_size"]))
+        predicted = estimate_model(graph, profile, unit_name, threads).latency_ms
+        published = float(row["latency_ms"])
+        ratios.append(predicted / published)
+        groups.setdefault((row["hw"], row["precision"], row["threads"]), []).append((row["model"], predicted, published))
+        print(
+            f"{row['hw']:18s} {row['model'][:26]:26s} {row['precision']:5s} {threads:3d} {row['input_size']:>4s} "
+            f"{predicted:10.2f} {published:10.2f} {ratios[-1]:6.2f}  {row['source']}"
+        )
+    within = sum(0.7 <= r <= 1.3 for r in ratios)
+    print(
+        f"within +-30%: {100 * within / len(ratios):.0f}% ({within}/{len(ratios)}); median ratio {statistics.median(ratios):.2f}"
+    )
+    kept = total = 0
+    for key, items in groups.items():
+        pairs = [(a, b) for a, b in combinations(items, 2) if a[2] != b[2]]
+        agree = sum((a[1] < b[1]) == (a[2] < b[2]) for a, b in pairs)
+        kept += agree == len(pairs)
+        total += 1
+        if pairs:
+            print(f"  order on {key[0]} {key[1]} {key[2]} thr: {agree}/{len(pairs)} pairs as published")
+    print(f"published order kept on {kept}/{total} device groups")
+
+
+def main() -> int:
+    """Run the parts asked for."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("host", "devices", "all"), default="all")
+    parser.add_argument("--per-model", type=int, default=14, help="host: candidates per architecture (3 architectures)")
+    parser.add_argument("--rounds", type=int, default=3, help="host: interleaved measurement rounds")
+    parser.add_argument("--seed", type=int, default=1, help="host: seed of the candidates (calibration uses 0)")
+    parser.add_argument("--input-size", type=int, default=224)
+    args = parser.parse_args()
+    if args.part in ("host", "all"):
+        host_part(args.per_model, args.rounds, args.seed, args.input_size)
+    if args.part in ("devices", "all"):
+        device_part()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

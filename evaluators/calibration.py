@@ -1,0 +1,164 @@
+"""Fit a unit's free parameters to measured latencies (least squares on log(predicted / measured))."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evaluators.cost_model import CostModel
+from evaluators.graph import Graph
+from hw_profiles.schema import Unit
+
+# Parameters a calibration may fit, as dotted paths into a Unit.
+FITTABLE = (
+    "gmacs.fp32",
+    "gmacs.fp16",
+    "gmacs.int8",
+    "kind_efficiency.conv",
+    "kind_efficiency.pointwise",
+    "kind_efficiency.depthwise",
+    "kind_efficiency.grouped",
+    "kind_efficiency.gemm",
+    "kind_efficiency.im2col",
+    *(
+        f"precision_kind_efficiency.{p}.{k}"
+        for p in ("fp32", "fp16", "int8")
+        for k in ("conv", "pointwise", "depthwise", "grouped", "gemm", "im2col")
+    ),
+    "vector_gops.fp32",
+    "vector_gops.fp16",
+    "vector_gops.int8",
+    *(
+        f"vector_kind_efficiency.{k}"
+        for k in ("activation", "eltwise", "pool", "reduce", "norm", "softmax", "copy", "resize", "convert", "epilogue")
+    ),
+    "unaligned_efficiency.fp32",
+    "unaligned_efficiency.fp16",
+    "unaligned_efficiency.int8",
+    "cache_gbs",
+    "dram_gbs",
+    "overhead_us",
+    "switch_overhead_us",
+    "inference_overhead_us",
+    "thread_efficiency",
+    "thread_sync_us",
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measured inference: the graph, how it ran, the latency and, where profiled, each op's time."""
+
+    graph: Graph
+    measured_ms: float
+    threads: int = 1
+    label: str = ""
+    op_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The calibrated unit and how well it predicts the samples before and after."""
+
+    unit: Unit
+    params: dict[str, float]
+    error_before: dict[str, float]
+    error_after: dict[str, float]
+
+
+def bounds(path: str) -> tuple[float, float]:
+    """Physically sensible range of a fitted parameter: shares of peak stay below 1.5, rates and times positive."""
+    head = path.split(".")[0]
+    if "efficiency" in head:
+        return 1e-3, 1.5
+    if head in ("overhead_us", "switch_overhead_us", "inference_overhead_us", "thread_sync_us"):
+        return 1e-3, 1e5
+    return 1e-3, 1e6
+
+
+def get_value(unit: Unit, path: str) -> float:
+    """The number at ``path`` (e.g. ``gmacs.int8``) of ``unit``; a missing per-precision efficiency is the shared one."""
+    parts = path.split(".")
+    if parts[0] == "precision_kind_efficiency":
+        return unit.efficiency(parts[1], parts[2])  # type: ignore[arg-type]
+    if parts[0] == "vector_kind_efficiency":
+        return unit.vector_efficiency(parts[1])
+    if parts[0] == "op_efficiency":
+        op_type, _, precision = parts[1].partition(":")
+        return unit.op_factor(op_type, precision or "fp32")  # type: ignore[arg-type]
+    if parts[0] == "unaligned_efficiency" and parts[1] not in unit.unaligned_efficiency:
+        return 0.8
+    if parts[0] == "kind_efficiency":
+        return unit.efficiency("fp32" if "fp32" in unit.precisions else unit.precisions[0], parts[1])  # type: ignore[arg-type]
+    node: Any = unit
+    for part in parts:
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    return float(node.value)
+
+
+def with_values(unit: Unit, values: dict[str, float], source: str) -> Unit:
+    """A copy of ``unit`` with the numbers at the given paths replaced and citing ``source``."""
+    data = unit.model_dump()
+    for path, value in values.items():
+        node = data
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = {"value": float(value), "source": source}
+    return Unit.model_validate(data)
+
+
+def errors(unit: Unit, samples: list[Sample], fallback: Unit | None = None) -> dict[str, float]:
+    """Median absolute % error, share within +-10%, and RMS of log ratios of predicted to measured latency."""
+    ratios = np.array([predict(unit, s, fallback) / s.measured_ms for s in samples])
+    pct = np.abs(ratios - 1) * 100
+    return {
+        "median_abs_pct": float(np.median(pct)),
+        "within_10pct": float(np.mean(pct <= 10)),
+        "rms_log": float(np.sqrt(np.mean(np.log(ratios) ** 2))),
+    }
+
+
+def predict(unit: Unit, sample: Sample, fallback: Unit | None = None) -> float:
+    """Predicted latency (ms) of ``sample`` on ``unit``."""
+    return CostModel(unit, threads=sample.threads, fallback=fallback).estimate(sample.graph).latency_ms
+
+
+def fit(
+    unit: Unit, samples: list[Sample], params: list[str], source: str, fallback: Unit | None = None, per_op: bool = False
+) -> FitResult:
+    """Fit ``params`` of ``unit`` so predictions match ``samples``; every fitted number cites ``source``.
+
+    The fit runs in log space, so parameters stay positive and errors are
+    relative. With ``per_op``, each profiled op of each sample is a residual,
+    weighted by the square root of its share of the sample's time, so kernel
+    parameters are fitted to kernel times rather than to whole-model totals.
+    """
+    from scipy.optimize import least_squares
+
+    unknown = [p for p in params if p not in FITTABLE and not p.startswith("op_efficiency.")]
+    if unknown:
+        raise ValueError(f"cannot fit {', '.join(unknown)}; fittable: {', '.join(FITTABLE)}")
+    low, high = np.log([bounds(p)[0] for p in params]), np.log([bounds(p)[1] for p in params])
+    start = np.clip(np.log([max(get_value(unit, p), 1e-9) for p in params]), low + 1e-6, high - 1e-6)
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        trial = with_values(unit, dict(zip(params, np.exp(x), strict=True)), source)
+        if not per_op:
+            return np.log([predict(trial, s, fallback) / s.measured_ms for s in samples])
+        out = []
+        for s in samples:
+            predicted = {row.name: row.ms for row in CostModel(trial, s.threads, fallback).estimate(s.graph).layers}
+            total = sum(s.op_ms.values())
+            for name, ms in s.op_ms.items():
+                if name in predicted and ms > 0 and predicted[name] > 0:
+                    out.append(math.sqrt(ms / total) * math.log(predicted[name] / ms))
+        return np.array(out)
+
+    solution = least_squares(residuals, start, bounds=(low, high), method="trf", x_scale="jac", max_nfev=100 * len(params))
+    values = dict(zip(params, np.exp(solution.x).tolist(), strict=True))
+    fitted = with_values(unit, values, source)
+    return FitResult(fitted, values, errors(unit, samples, fallback), errors(fitted, samples, fallback))

@@ -1,0 +1,161 @@
+"""`search calibrate`: fit a profile's free parameters to measured latencies and write a new profile version."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from search.errors import UserError
+
+if TYPE_CHECKING:
+    from evaluators.calibration import FitResult, Sample
+    from hw_profiles.schema import Profile, Unit
+
+COLUMNS = ("model", "precision", "unit", "threads", "input_size", "latency_ms")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured row: a model at a precision on a unit, with threads and input size."""
+
+    model: str
+    precision: str
+    unit: str
+    threads: int
+    input_size: int
+    latency_ms: float
+
+
+def source_key(profile: Profile, unit_name: str) -> str:
+    """A new key for the calibration of one unit: ``calibration-DATE-UNIT``, numbered if the day has one already."""
+    base = f"calibration-{datetime.date.today().isoformat()}-{unit_name}"
+    key, n = base, 1
+    while key in profile.sources:
+        n += 1
+        key = f"{base}-{n}"
+    return key
+
+
+def read_measurements(path: str | Path, profile: Profile) -> list[Measurement]:
+    """Rows of a measurements CSV (columns: model, precision, unit, threads, input_size, latency_ms; more are ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"measurements file '{path}' not found: pass a CSV with columns {', '.join(COLUMNS)}")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(f"'{path}' lacks column(s) {', '.join(missing)}: the header must name {', '.join(COLUMNS)}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                rows.append(
+                    Measurement(
+                        row["model"].strip(),
+                        row["precision"].strip().lower(),
+                        row["unit"].strip(),
+                        int(row["threads"]),
+                        int(row["input_size"]),
+                        float(row["latency_ms"]),
+                    )
+                )
+            except (TypeError, ValueError):
+                raise UserError(f"'{path}' line {line}: threads and input_size must be integers, latency_ms a number") from None
+            if rows[-1].unit not in profile.units:
+                units = ", ".join(profile.units)
+                raise UserError(f"'{path}' line {line}: unit '{rows[-1].unit}' is not one of {profile.name}'s units ({units})")
+            if rows[-1].precision not in profile.units[rows[-1].unit].precisions:
+                raise UserError(f"'{path}' line {line}: unit '{rows[-1].unit}' does not run {rows[-1].precision}")
+    if not rows:
+        raise UserError(f"'{path}' has no measurement rows")
+    return rows
+
+
+def samples_for(rows: list[Measurement], profile: Profile, log: Callable[[str], None]) -> dict[str, list[Sample]]:
+    """Samples per unit: each row's model exported at its precision and input size, read for that unit."""
+    from evaluators.calibration import Sample
+    from evaluators.estimate import graph_for_unit
+    from search.graphs import model_graph
+
+    out: dict[str, list[Sample]] = {}
+    for row in rows:
+        log(f"  {row.model} {row.precision} {row.input_size}px on {row.unit} ({row.threads} thr): {row.latency_ms} ms")
+        graph = graph_for_unit(model_graph(row.model, row.precision, row.input_size), profile.units[row.unit])
+        out.setdefault(row.unit, []).append(Sample(graph, row.latency_ms, row.threads, f"{row.model}/{row.precision}"))
+    return out
+
+
+def default_params(profile: Profile, unit_name: str, samples: list[Sample], rows: list[Measurement]) -> list[str]:
+    """What a few rows can determine: the MAC rate of each measured precision, then overhead, then thread scaling."""
+    unit_rows = [r for r in rows if r.unit == unit_name]
+    params = [f"gmacs.{p}" for p in dict.fromkeys(r.precision for r in unit_rows)]
+    if len(samples) > len(params) + 1:
+        params.append("overhead_us")
+    if len({r.threads for r in unit_rows}) > 1 and profile.units[unit_name].thread_efficiency is not None:
+        params.append("thread_efficiency")
+    return params
+
+
+def tie_unmeasured_precisions(result: FitResult, before: Unit, params: list[str], key: str) -> FitResult:
+    """Move the MAC rates of precisions without rows by the same factor as the fitted ones (spec ratios kept)."""
+    import math
+
+    from evaluators.calibration import get_value, with_values
+
+    fitted = [p.split(".")[1] for p in params if p.startswith("gmacs.")]
+    others = [p for p in before.gmacs if p not in fitted]
+    if not fitted or not others:
+        return result
+    factor = math.exp(sum(math.log(result.params[f"gmacs.{p}"] / get_value(before, f"gmacs.{p}")) for p in fitted) / len(fitted))
+    tied = {f"gmacs.{p}": get_value(before, f"gmacs.{p}") * factor for p in others}
+    return replace(result, unit=with_values(result.unit, tied, key), params={**result.params, **tied})
+
+
+def calibrate_from_measurements(
+    profile: Profile, path: str, params: list[str] | None, log: Callable[[str], None], latency_scale: float = 1.0
+) -> tuple[Profile, dict[str, FitResult]]:
+    """Fit each measured unit of ``profile`` to the rows of ``path``; returns the new profile and the fits.
+
+    ``latency_scale`` multiplies every measured latency: rows of a sibling device with the same core at
+    another clock (e.g. Pixel 6 rows for the Pixel 7's X1: 2.80 / 2.85).
+    """
+    from evaluators.calibration import fit
+    from hw_profiles.writer import next_version, with_unit
+
+    if latency_scale <= 0:
+        raise UserError("--latency-scale must be positive")
+    rows = [replace(r, latency_ms=r.latency_ms * latency_scale) for r in read_measurements(path, profile)]
+    by_unit = samples_for(rows, profile, log)
+    scaled = f" --latency-scale {latency_scale:g}" if latency_scale != 1.0 else ""
+    results = {}
+    for unit_name, samples in by_unit.items():
+        unit = profile.units[unit_name]
+        chosen = params or default_params(profile, unit_name, samples, rows)
+        fallback = profile.units[unit.fallback] if unit.fallback else None
+        key = source_key(profile, unit_name)
+        result = tie_unmeasured_precisions(fit(unit, samples, chosen, key, fallback=fallback), unit, chosen, key)
+        results[unit_name] = result
+        text = (
+            f"`search calibrate --hw {profile.name} --measurements {Path(path).name}{scaled}`: {unit_name} fitted "
+            f"{', '.join(chosen)} to {len(samples)} rows; median |error| {result.error_before['median_abs_pct']:.1f}% "
+            f"-> {result.error_after['median_abs_pct']:.1f}%"
+        )
+        profile = with_unit(profile, unit_name, result.unit, key, text)
+    return next_version(profile), results
+
+
+def calibrate_host_profile(
+    profile: Profile, per_model: int, seed: int, input_size: int, log: Callable[[str], None]
+) -> tuple[Profile, dict[str, FitResult]]:
+    """Measure this machine in onnxruntime and fit the host profile's default unit."""
+    from evaluators.host_calibration import calibrate_host
+    from hw_profiles.writer import next_version, with_unit
+
+    unit_name = profile.default_unit
+    key = source_key(profile, unit_name)
+    result = calibrate_host(profile.units[unit_name], per_model, seed, input_size, key, log)
+    return next_version(with_unit(profile, unit_name, result.unit, key, result.description)), result.stages

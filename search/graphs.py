@@ -1,0 +1,69 @@
+"""ONNX graphs for estimates and calibration: a model by name (or an ONNX file) at a uniform precision."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from search.errors import UserError
+
+if TYPE_CHECKING:
+    import onnx
+
+PRECISION_CHOICES = ("fp32", "fp16", "int8")
+
+
+def convert_precision(graph: onnx.ModelProto, precision: str, input_size: int) -> onnx.ModelProto:
+    """Every compute layer of ``graph`` in ``precision`` (INT8 calibrated on random images: latency only)."""
+    import numpy as np
+
+    from spaces.fp16 import convert_layers_fp16
+    from spaces.onnx_export import compute_node_names
+    from spaces.quantize import quantize_int8
+
+    layers = compute_node_names(graph)
+    if precision == "fp16":
+        return convert_layers_fp16(graph, layers)
+    if precision == "int8":
+        images = np.random.default_rng(0).standard_normal((8, 3, input_size, input_size)).astype(np.float32)
+        return quantize_int8(graph, images, layers)
+    return graph
+
+
+@lru_cache(maxsize=32)
+def _named_graph_bytes(name: str, precision: str, input_size: int) -> bytes:
+    import torch
+
+    from search.models import build_model
+    from spaces.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    graph = export_onnx(build_model(name, num_classes=1000).eval(), input_size)
+    return convert_precision(graph, precision, input_size).SerializeToString()
+
+
+def model_graph(model: str, precision: str | None, input_size: int) -> onnx.ModelProto:
+    """The graph of ``model``: an ONNX file as given (converted if ``precision`` is given), or a model name exported.
+
+    Raises:
+        UserError: unknown model name, unreadable ONNX file or unknown precision.
+    """
+    import onnx
+
+    if precision is not None and precision not in PRECISION_CHOICES:
+        raise UserError(f"unknown precision '{precision}': use one of {', '.join(PRECISION_CHOICES)}")
+    if model.endswith(".onnx"):
+        path = Path(model)
+        if not path.is_file():
+            raise UserError(f"ONNX file '{model}' not found: pass a path to a .onnx file or a model name")
+        try:
+            graph = onnx.load(path)
+            onnx.checker.check_model(graph)
+        except Exception as exc:  # noqa: BLE001 (onnx raises many types for a bad file)
+            raise UserError(f"'{model}' is not a valid ONNX model ({type(exc).__name__}): export it again") from None
+        return convert_precision(graph, precision, input_size) if precision else graph
+    from search.models import check_model_name
+
+    check_model_name(model)
+    return onnx.load_from_string(_named_graph_bytes(model, precision or "fp32", input_size))

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from evaluators.calibration import Sample, fit, get_value, predict, with_values
+from evaluators.cost_model import CostModel
+from evaluators.graph import read_graph
+from hw_profiles import load_profile
+from spaces.onnx_export import export_onnx
+
+
+def _graphs():
+    """Graphs of different balance: compute-heavy convs, a thin stack (overhead-heavy), a wide one."""
+    shapes = [(3, 64, 32), (3, 16, 16), (3, 128, 24), (3, 8, 8)]
+    out = []
+    for cin, width, size in shapes:
+        model = torch.nn.Sequential(
+            torch.nn.Conv2d(cin, width, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(width, width, 3, padding=1, groups=width),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(width, width, 1),
+        ).eval()
+        out.append(read_graph(export_onnx(model, size)))
+    return out
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fit_recovers_known_parameters(threads):
+    _, unit, _ = load_profile("pixel7")
+    truth = with_values(unit, {"gmacs.fp32": 30.0, "overhead_us": 6.0, "kind_efficiency.depthwise": 0.3}, "truth")
+    samples = [Sample(g, predict(truth, Sample(g, 1.0, threads)), threads) for g in _graphs()]
+    start = with_values(unit, {"gmacs.fp32": 12.0, "overhead_us": 1.0, "kind_efficiency.depthwise": 0.8}, "start")
+    result = fit(start, samples, ["gmacs.fp32", "overhead_us", "kind_efficiency.depthwise"], "fit")
+    assert get_value(result.unit, "gmacs.fp32") == pytest.approx(30.0, rel=0.01)
+    assert get_value(result.unit, "overhead_us") == pytest.approx(6.0, rel=0.01)
+    assert get_value(result.unit, "kind_efficiency.depthwise") == pytest.approx(0.3, rel=0.01)
+    assert result.error_after["median_abs_pct"] < 0.5 < result.error_before["median_abs_pct"]
+    assert result.unit.gmacs["fp32"].source == "fit"
+
+
+def test_per_op_fit_recovers_known_parameters():
+    _, unit, _ = load_profile("pixel7")
+    truth = with_values(unit, {"gmacs.fp32": 25.0, "vector_gops.fp32": 10.0}, "truth")
+    samples = []
+    for g in _graphs():
+        rows = {row.name: row.ms for row in CostModel(truth).estimate(g).layers}
+        samples.append(Sample(g, sum(rows.values()), 1, op_ms=rows))
+    start = with_values(unit, {"gmacs.fp32": 5.0, "vector_gops.fp32": 40.0}, "start")
+    result = fit(start, samples, ["gmacs.fp32", "vector_gops.fp32"], "fit", per_op=True)
+    assert get_value(result.unit, "gmacs.fp32") == pytest.approx(25.0, rel=0.01)
+
+
+def test_unknown_parameter_is_refused():
+    _, unit, _ = load_profile("pixel7")
+    with pytest.raises(ValueError, match=r"cannot fit gmacs\.int4"):
+        fit(unit, [], ["gmacs.int4"], "fit")

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from evaluators.estimate import estimate_model, graph_for_unit
+from evaluators.graph import read_graph
+from hw_profiles import load_profile
+from spaces.onnx_export import compute_node_names, export_onnx
+from spaces.quantize import quantize_int8
+
+
+def _int8_graph():
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 10),
+    ).eval()
+    graph = export_onnx(model, 32)
+    calibration = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
+    return quantize_int8(graph, calibration, compute_node_names(graph))
+
+
+def test_executed_graph_shows_what_onnxruntime_runs():
+    profile, unit, _ = load_profile("host")
+    graph = graph_for_unit(_int8_graph(), unit)
+    assert graph.explicit_conversions
+    kinds = {(op.op_type, op.precision) for op in graph.ops}
+    assert ("QLinearConv", "int8") in kinds
+    assert any(op.op_type == "QuantizeLinear" for op in graph.ops)
+    assert all(op.shape for op in graph.ops)
+    conv_macs = sum(op.macs for op in graph.ops if op.op_type == "QLinearConv")
+    device_view = read_graph(_int8_graph())
+    assert conv_macs == sum(op.macs for op in device_view.ops if op.op_type == "Conv")
+    estimate = estimate_model(_int8_graph(), profile, "cpu")
+    assert not [row for row in estimate.layers if row.op_type == "Convert"]  # conversions are the graph's own ops
+    assert estimate.latency_ms > 0
