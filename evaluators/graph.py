@@ -5,7 +5,8 @@ mark precisions. A compute op (Conv, Gemm, MatMul) runs in INT8 when both its
 weight and its data input come through DequantizeLinear, in FP16 when its
 weight is stored as float16, else in FP32. Other ops run in INT8 when all their
 data inputs come through DequantizeLinear, in FP16 when they read float16; a
-unary activation runs in the precision of the op that feeds it.
+unary activation runs in the precision of the op that feeds it, and any non-compute
+op fed by an FP16 op stays in FP16.
 Shape arithmetic (Shape, Constant, ... on static values) is folded away. Any
 other op type that is not listed here raises :class:`UncoveredOpError`.
 """
@@ -202,8 +203,16 @@ class _Reader:
                 op.input_sizes.append(_prod(self.shape.get(name, ())))
                 if producer >= 0:
                     ops[producer].readers += 1
-            if op.kind == "activation" and op.inputs[0] >= 0 and data[0] not in self.via_dq and op.precision != "fp16":
-                op.precision = ops[op.inputs[0]].precision  # runtimes run an activation in its producer's precision
+            if node.op_type not in COMPUTE and op.inputs[0] >= 0 and data[0] not in self.via_dq and op.precision != "fp16":
+                producer_precision = ops[op.inputs[0]].precision
+                # A runtime runs an activation in its producer's precision, and keeps FP16 data in FP16 through
+                # the element-wise and data-movement ops that follow (the Cast back to FP32 after an FP16 layer
+                # is where the exporter leaves the layer, not where an FP16 runtime converts).
+                if op.kind == "activation" or producer_precision == "fp16":
+                    op.precision = producer_precision
+            fp16_inputs = any(i >= 0 and ops[i].precision == "fp16" for i in op.inputs)
+            if node.op_type in COMPUTE and not op.params and op.precision == "fp32" and fp16_inputs:
+                op.precision = "fp16"  # a product of two activations (attention) in an FP16 region
             for out in node.output:
                 self.producer[out] = len(ops)
             ops.append(op)

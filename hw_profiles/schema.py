@@ -146,6 +146,10 @@ class Profile(_Strict):
         """The named unit, or the default one."""
         return self.units[name or self.default_unit]
 
+    def cited_sources(self) -> set[str]:
+        """The keys of ``sources`` that some number of some unit cites."""
+        return {item.source for unit in self.units.values() for _, item in _sourced_items(unit)}
+
 
 def _sourced_items(model: BaseModel, prefix: str = ""):
     """Every Sourced number inside ``model``, with its dotted path."""

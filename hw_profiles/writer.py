@@ -10,11 +10,16 @@ from hw_profiles.schema import Profile, Unit
 
 
 def with_unit(profile: Profile, unit_name: str, unit: Unit, source_key: str, source_text: str) -> Profile:
-    """``profile`` with ``unit_name`` replaced and the source added (see :func:`next_version`)."""
+    """``profile`` with ``unit_name`` replaced and the source added (see :func:`next_version`).
+
+    Sources no number cites any more (e.g. an earlier calibration of the same parameters) are dropped.
+    """
     data = profile.model_dump()
     data["sources"][source_key] = source_text
     data["units"][unit_name] = unit.model_dump()
-    return Profile.model_validate(data)
+    updated = Profile.model_validate(data)
+    cited = updated.cited_sources()
+    return updated.model_copy(update={"sources": {k: v for k, v in updated.sources.items() if k in cited}})
 
 
 def write_profile(profile: Profile, path: str | Path) -> None:

@@ -127,6 +127,91 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_frame(frame, title: str, output: str) -> None:
+    """A DataFrame as a rich table, CSV or JSON records on stdout."""
+    if output == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+        return
+    if output == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso", indent=1) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for record in frame.itertuples(index=False):
+        table.add_row(*(_cell(v) for v in record))
+    _console().print(table)
+
+
+def _cell(value: object) -> str:
+    import math
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _storage_of(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    from search.study import default_storage
+
+    return args.storage or default_storage(Path(args.run_dir))
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    """search studies: every study of a storage."""
+    from search.inspect_study import open_existing_storage, studies_table
+
+    frame = studies_table(open_existing_storage(_storage_of(args)))
+    _print_frame(frame, f"studies in {_storage_of(args)}", args.output)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """search show STUDY: one row per trial."""
+    from search.inspect_study import load_existing_study, open_existing_storage, select, trials_table
+
+    study = load_existing_study(open_existing_storage(_storage_of(args)), args.study)
+    frame = select(trials_table(study), args.state, args.sort, args.descending)
+    _print_frame(frame, f"trials of '{study.study_name}'", args.output)
+    return 0
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    """search pareto STUDY: the feasible front, with speed-up and size reduction vs the uncompressed baseline."""
+    from search.inspect_study import load_existing_study, open_existing_storage, pareto_table
+
+    study = load_existing_study(open_existing_storage(_storage_of(args)), args.study)
+    _print_frame(pareto_table(study), f"Pareto front of '{study.study_name}'", args.output)
+    return 0
+
+
+def _add_inspection(sub: argparse._SubParsersAction) -> None:
+    for name, func, text in (
+        ("studies", cmd_studies, "every study of a storage: model, profile, objectives, trials by state, front size"),
+        ("show", cmd_show, "one row per trial of a study (objectives, size, MACs, precisions, prune, failure reason)"),
+        ("pareto", cmd_pareto, "the Pareto front of a study, with speed-up and size reduction vs the uncompressed one"),
+    ):
+        p = sub.add_parser(name, help=text)
+        if name != "studies":
+            p.add_argument("study", help="study name (see `search studies`)")
+        p.add_argument("--storage", help="Optuna storage URL (default: the run folder's SQLite file)")
+        p.add_argument("--run-dir", default="runs", help="run folder whose studies.db is the default storage")
+        out = p.add_mutually_exclusive_group()
+        out.add_argument("--csv", dest="output", action="store_const", const="csv", help="CSV on stdout")
+        out.add_argument("--json", dest="output", action="store_const", const="json", help="JSON records on stdout")
+        p.set_defaults(func=func, output="table")
+        if name == "show":
+            p.add_argument("--sort", help="column to sort by (e.g. latency_ms, accuracy, size_kb)")
+            p.add_argument("--descending", action="store_true", help="sort from the largest value")
+            p.add_argument("--state", help="only trials in this state (complete, fail, running, ...)")
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     from search.run import RunConfig
 
@@ -185,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    _add_inspection(sub)
     hw = sub.add_parser("hw", help="hardware profiles").add_subparsers(dest="hw_command", required=True)
     hw.add_parser("list", help="profiles, units and precisions").set_defaults(func=cmd_hw_list)
     show = hw.add_parser("show", help="every number of a profile with its source")

@@ -47,6 +47,26 @@ def test_activation_runs_in_its_producers_precision():
     assert relu.precision == "fp16"
 
 
+class Attention(torch.nn.Module):
+    """A projection, an element-wise scale and a product of two activations (as in attention)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Conv2d(3, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = torch.flatten(self.proj(x), 2) * 0.5
+        return torch.matmul(q, q.transpose(1, 2))
+
+
+def test_fp16_stays_fp16_through_element_wise_ops_and_activation_products():
+    graph = read_graph(convert_layers_fp16(export_onnx(Attention().eval(), 8), ["proj"]))
+    kinds = {op.op_type: op.precision for op in graph.ops}
+    assert kinds["Mul"] == "fp16" and kinds["MatMul"] == "fp16"
+    fp32 = read_graph(export_onnx(Attention().eval(), 8))
+    assert {op.precision for op in fp32.ops} == {"fp32"}
+
+
 def test_uncovered_op_raises_with_its_name():
     node = helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["out"], name="nms")
     graph = helper.make_graph(
