@@ -58,3 +58,18 @@ def test_profile_file_path_is_accepted(tmp_path):
     path = _write(tmp_path, lambda d: d.update(name="mine"))
     profile, _, _ = load_profile(str(path))
     assert profile.name == "mine"
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["units"]["cpu"].update(turbo=True), "turbo: Extra inputs are not permitted"),
+        (lambda d: d["units"]["cpu"]["overhead_us"].pop("source"), "overhead_us.source: Field required"),
+        (lambda d: d["units"]["tpu"]["gmacs"].update(fp16=d["units"]["tpu"]["gmacs"]["int8"]), "does not run"),
+    ],
+)
+def test_schema_errors_exit_2_on_the_command_line(tmp_path, mutate, message):
+    from tests.search.test_cli import run_cli
+
+    result = run_cli("estimate", "--hw", str(_write(tmp_path, mutate)), "--model", "small_cnn", "--input-size", "32")
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
