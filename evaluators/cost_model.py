@@ -15,12 +15,12 @@ byte, plus busy power x time.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import cast
+from typing import cast, get_args
 
 from evaluators.graph import BYTES, Graph, Op
 from hw_profiles.schema import ComputeKind, Precision, Unit
 
-COMPUTE_KINDS = ("conv", "pointwise", "depthwise", "grouped", "gemm", "im2col")
+COMPUTE_KINDS = get_args(ComputeKind)
 FUSABLE_PRODUCERS = (*COMPUTE_KINDS, "eltwise")
 FALLBACK = "fallback"
 
@@ -121,8 +121,10 @@ class CostModel:
             if here.fused:
                 continue
             rows.append(self._op_cost(op, here))
-            if i in graph.output_ops and (here.precision, here.unit) != ("fp32", self.main) and not graph.explicit_conversions:
-                rows.append(self._convert(f"{op.name}/output", here, Placement("fp32", self.main), op.output_elems))
+            output = Placement("fp32", self.main)
+            crosses = (here.precision, here.unit) != (output.precision, output.unit)
+            if i in graph.output_ops and crosses and not self._explicit(graph, here, output):
+                rows.append(self._convert(f"{op.name}/output", here, output, op.output_elems))
         return Estimate(
             latency_ms=sum(r.ms for r in rows),
             energy_mj=sum(r.mj for r in rows),

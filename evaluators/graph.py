@@ -13,6 +13,7 @@ other op type that is not listed here raises :class:`UncoveredOpError`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -138,13 +139,6 @@ def read_graph(model: onnx.ModelProto) -> Graph:
     return _Reader(model).read()
 
 
-def _prod(shape: tuple[int, ...]) -> int:
-    out = 1
-    for d in shape:
-        out *= d
-    return out
-
-
 class _Reader:
     def __init__(self, model: onnx.ModelProto) -> None:
         import onnx
@@ -200,7 +194,7 @@ class _Reader:
             for name in data:
                 producer = self.producer.get(self.root(name), -1)
                 op.inputs.append(producer)
-                op.input_sizes.append(_prod(self.shape.get(name, ())))
+                op.input_sizes.append(math.prod(self.shape.get(name, ())))
                 if producer >= 0:
                     ops[producer].readers += 1
             if node.op_type not in COMPUTE and op.inputs[0] >= 0 and data[0] not in self.via_dq and op.precision != "fp16":
@@ -241,8 +235,8 @@ class _Reader:
 
     def _op(self, node: onnx.NodeProto, data: list[str]) -> Op:
         out_shape = self.shape.get(node.output[0], ())
-        out_elems = _prod(out_shape)
-        in_elems = sum(_prod(self.shape.get(t, ())) for t in data)
+        out_elems = math.prod(out_shape)
+        in_elems = sum(math.prod(self.shape.get(t, ())) for t in data)
         if node.op_type in COMPUTE:
             return self._compute_op(node, data, out_shape, in_elems)
         if node.op_type not in KIND:
@@ -251,7 +245,7 @@ class _Reader:
         vector_ops = out_elems
         if kind == "pool":
             kernel = next((a.ints for a in node.attribute if a.name == "kernel_shape"), [1])
-            vector_ops = out_elems * _prod(tuple(kernel))
+            vector_ops = out_elems * math.prod(tuple(kernel))
         elif kind in ("reduce", "softmax", "norm"):
             vector_ops = max(in_elems, out_elems)
         elif kind == "reshape":
@@ -271,13 +265,13 @@ class _Reader:
         if node.output[0] not in self.shape:
             raise UncoveredOpError(f"{node.op_type} whose output shape cannot be inferred", node.name)
         weight = self._weight(node.input[1])
-        out_elems = _prod(out_shape)
+        out_elems = math.prod(out_shape)
         if node.op_type == "Conv":
             if weight is None:
                 raise UncoveredOpError("Conv with a non-constant weight", node.name)
             dims, storage = weight
             group = next((a.i for a in node.attribute if a.name == "group"), 1)
-            kernel = _prod(tuple(dims[2:]))
+            kernel = math.prod(tuple(dims[2:]))
             macs = out_elems * dims[1] * kernel
             channels = (int(dims[1]), int(dims[0]))
             if group == 1:
@@ -292,9 +286,9 @@ class _Reader:
             channels = (int(depth), int(out_shape[-1]) if out_shape else 0)
             kind = "gemm"
             dims, storage = weight if weight else ((), "fp32")
-        params = _prod(tuple(dims)) if weight else 0
+        params = math.prod(tuple(dims)) if weight else 0
         bias = self._weight(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        bias_elems = _prod(bias[0]) if bias else 0
+        bias_elems = math.prod(bias[0]) if bias else 0
         activations_int8 = all(t in self.via_dq for t in data)
         precision = "fp32" if storage == "int8" and not activations_int8 else storage
         weight_bytes = params * BYTES[storage] + bias_elems * (4 if storage == "int8" else BYTES[storage])

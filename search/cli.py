@@ -10,8 +10,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
+from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
 
 EXIT_USER_ERROR = 2
 
@@ -127,32 +131,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_frame(frame, title: str, output: str) -> None:
-    """A DataFrame as a rich table, CSV or JSON records on stdout."""
+def _print_frame(frame: Any, title: str, output: str) -> None:
+    """A DataFrame as CSV or JSON records on stdout, or as a table on the terminal."""
     if output == "csv":
         sys.stdout.write(frame.to_csv(index=False))
-        return
-    if output == "json":
+    elif output == "json":
         sys.stdout.write(frame.to_json(orient="records", date_format="iso", indent=1) + "\n")
-        return
-    from rich.table import Table
+    else:
+        from search.report import print_frame
 
-    table = Table(title=title)
-    for column in frame.columns:
-        table.add_column(str(column), overflow="fold")
-    for record in frame.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in record))
-    _console().print(table)
-
-
-def _cell(value: object) -> str:
-    import math
-
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+        print_frame(_console(), frame, title)
 
 
 def _storage_of(args: argparse.Namespace) -> str:
@@ -167,16 +155,22 @@ def cmd_studies(args: argparse.Namespace) -> int:
     """search studies: every study of a storage."""
     from search.inspect_study import open_existing_storage, studies_table
 
-    frame = studies_table(open_existing_storage(_storage_of(args)))
-    _print_frame(frame, f"studies in {_storage_of(args)}", args.output)
+    url = _storage_of(args)
+    _print_frame(studies_table(open_existing_storage(url)), f"studies in {url}", args.output)
     return 0
+
+
+def _study_of(args: argparse.Namespace) -> optuna.Study:
+    from search.inspect_study import load_existing_study, open_existing_storage
+
+    return load_existing_study(open_existing_storage(_storage_of(args)), args.study)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """search show STUDY: one row per trial."""
-    from search.inspect_study import load_existing_study, open_existing_storage, select, trials_table
+    from search.inspect_study import select, trials_table
 
-    study = load_existing_study(open_existing_storage(_storage_of(args)), args.study)
+    study = _study_of(args)
     frame = select(trials_table(study), args.state, args.sort, args.descending)
     _print_frame(frame, f"trials of '{study.study_name}'", args.output)
     return 0
@@ -184,14 +178,16 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_pareto(args: argparse.Namespace) -> int:
     """search pareto STUDY: the feasible front, with speed-up and size reduction vs the uncompressed baseline."""
-    from search.inspect_study import load_existing_study, open_existing_storage, pareto_table
+    from search.inspect_study import pareto_table
 
-    study = load_existing_study(open_existing_storage(_storage_of(args)), args.study)
+    study = _study_of(args)
     _print_frame(pareto_table(study), f"Pareto front of '{study.study_name}'", args.output)
     return 0
 
 
 def _add_inspection(sub: argparse._SubParsersAction) -> None:
+    from search.run import RunConfig
+
     for name, func, text in (
         ("studies", cmd_studies, "every study of a storage: model, profile, objectives, trials by state, front size"),
         ("show", cmd_show, "one row per trial of a study (objectives, size, MACs, precisions, prune, failure reason)"),
@@ -201,7 +197,7 @@ def _add_inspection(sub: argparse._SubParsersAction) -> None:
         if name != "studies":
             p.add_argument("study", help="study name (see `search studies`)")
         p.add_argument("--storage", help="Optuna storage URL (default: the run folder's SQLite file)")
-        p.add_argument("--run-dir", default="runs", help="run folder whose studies.db is the default storage")
+        p.add_argument("--run-dir", default=RunConfig.run_dir, help="run folder whose studies.db is the default storage")
         out = p.add_mutually_exclusive_group()
         out.add_argument("--csv", dest="output", action="store_const", const="csv", help="CSV on stdout")
         out.add_argument("--json", dest="output", action="store_const", const="json", help="JSON records on stdout")

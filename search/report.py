@@ -10,6 +10,7 @@ from search.study import pareto_front
 
 if TYPE_CHECKING:
     import optuna
+    import pandas as pd
     from rich.console import Console
 
     from evaluators.calibration import FitResult
@@ -172,3 +173,22 @@ def print_fits(console: Console, fits: dict[str, FitResult]) -> None:
         for key, value in result.params.items():
             table.add_row(key, f"{value:.4g}")
         console.print(table)
+
+
+def print_frame(console: Console, frame: pd.DataFrame, title: str) -> None:
+    """A DataFrame as a table: floats to 4 significant digits, missing values blank."""
+    import math
+
+    from rich.table import Table
+
+    def cell(value: object) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for record in frame.itertuples(index=False):
+        table.add_row(*(cell(v) for v in record))
+    console.print(table)
