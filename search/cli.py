@@ -185,6 +185,20 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """search report STUDY --out FILE.html: one self-contained HTML page (front, hypervolume, per-layer plans, trials)."""
+    from pathlib import Path
+
+    from search.html_report import check_out_path, write_report
+
+    out = Path(args.out)
+    check_out_path(out)
+    study = _study_of(args)
+    write_report(study, out)
+    print(f"wrote the report of '{study.study_name}' to {out} ({out.stat().st_size / 1024:.0f} KB)")
+    return 0
+
+
 def _add_inspection(sub: argparse._SubParsersAction) -> None:
     from search.run import RunConfig
 
@@ -192,15 +206,19 @@ def _add_inspection(sub: argparse._SubParsersAction) -> None:
         ("studies", cmd_studies, "every study of a storage: model, profile, objectives, trials by state, front size"),
         ("show", cmd_show, "one row per trial of a study (objectives, size, MACs, precisions, prune, failure reason)"),
         ("pareto", cmd_pareto, "the Pareto front of a study, with speed-up and size reduction vs the uncompressed one"),
+        ("report", cmd_report, "one self-contained HTML page of a study: Pareto front, hypervolume, per-layer plans, trials"),
     ):
         p = sub.add_parser(name, help=text)
         if name != "studies":
             p.add_argument("study", help="study name (see `search studies`)")
         p.add_argument("--storage", help="Optuna storage URL (default: the run folder's SQLite file)")
         p.add_argument("--run-dir", default=RunConfig.run_dir, help="run folder whose studies.db is the default storage")
-        out = p.add_mutually_exclusive_group()
-        out.add_argument("--csv", dest="output", action="store_const", const="csv", help="CSV on stdout")
-        out.add_argument("--json", dest="output", action="store_const", const="json", help="JSON records on stdout")
+        if name == "report":
+            p.add_argument("--out", required=True, help="the HTML file to write (replaced atomically if it exists)")
+        else:
+            out = p.add_mutually_exclusive_group()
+            out.add_argument("--csv", dest="output", action="store_const", const="csv", help="CSV on stdout")
+            out.add_argument("--json", dest="output", action="store_const", const="json", help="JSON records on stdout")
         p.set_defaults(func=func, output="table")
         if name == "show":
             p.add_argument("--sort", help="column to sort by (e.g. latency_ms, accuracy, size_kb)")
@@ -243,6 +261,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("execution")
     g.add_argument("--workers", type=int, help="trials in parallel (default: number of cores)")
     g.add_argument("--ray-address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of a local Ray")
+    g.add_argument(
+        "--heartbeat",
+        type=int,
+        default=d.heartbeat,
+        help="seconds between heartbeats of running trials; a trial silent for 3 heartbeats (its driver died) is run again",
+    )
     g = p.add_argument_group("compression")
     g.add_argument("--max-prune", type=float, default=d.max_prune, help="largest prune ratio per group")
     g.add_argument("--prune-step", type=float, default=d.prune_step, help="grid step of prune ratios")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.study import objective_values, set_constraints
+from search.study import objective_values, rerun_interrupted, rerun_of, set_constraints
 from search.trial import TrialJob, TrialOutcome, evaluate_candidate
 
 if TYPE_CHECKING:
@@ -34,8 +36,19 @@ def start_ray(workers: int, address: str | None) -> bool:
     return True
 
 
+def worker_label() -> str:
+    """Where a task runs: host, Ray node and process."""
+    import socket
+
+    import ray
+
+    return f"{socket.gethostname()} node {ray.get_runtime_context().get_node_id()[:12]} pid {os.getpid()}"
+
+
 def _remote_evaluate(job: TrialJob, state: dict) -> TrialOutcome:
-    return evaluate_candidate(job, state)
+    outcome = evaluate_candidate(job, state)
+    outcome.worker = worker_label()
+    return outcome
 
 
 @dataclass
@@ -49,7 +62,15 @@ class Budgets:
 
 @dataclass
 class TrialLoop:
-    """Keeps ``workers`` trials in flight until the study has ``target`` finished trials."""
+    """Keeps ``workers`` trials in flight until the study has ``target`` finished trials.
+
+    Several drivers (machines) may run loops on one study: each asks Optuna for
+    its own trials and counts the others' running ones towards the target. Every
+    trial in flight carries a heartbeat; trials of a driver that was killed are
+    failed once their heartbeat is stale and queued again with the same parameters
+    (:func:`search.study.rerun_interrupted`); interrupted and rerun trials do not
+    count towards the target.
+    """
 
     study: optuna.Study
     space: SearchSpace
@@ -59,24 +80,35 @@ class TrialLoop:
     budgets: Budgets
     artifacts: Path
     workers: int
+    heartbeat_s: int
 
     def run(self, target: int, on_update: Callable[[], None]) -> None:
         """Run trials until ``target`` are finished (complete or failed); ``on_update`` after each one."""
         import ray
+        from optuna.storages import fail_stale_trials
 
         remote = ray.remote(num_cpus=1, max_retries=0)(_remote_evaluate)
         state_ref = ray.put(self.state)
         pending: dict[Any, optuna.Trial] = {}
+        driver = f"{socket.gethostname()} pid {os.getpid()}"
         try:
             while True:
-                while len(pending) < self.workers and self.finished() + len(pending) < target:
+                fail_stale_trials(self.study)
+                while len(pending) < self.workers and self.finished() + self._running_elsewhere(pending) + len(pending) < target:
                     trial = self.study.ask()
+                    self._beat(trial)
                     plan = self.space.suggest(trial)
                     trial.set_user_attr("plan", plan.to_dict())
+                    trial.set_user_attr("driver", driver)
                     pending[remote.remote(self.make_job(plan.to_dict()), state_ref)] = trial
                 if not pending:
-                    return
-                done, _ = ray.wait(list(pending), num_returns=1)
+                    if self.finished() >= target:
+                        return
+                    time.sleep(self.heartbeat_s)  # other drivers' trials: running, or stale until their grace period ends
+                    continue
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=self.heartbeat_s)
+                for trial in pending.values():
+                    self._beat(trial)
                 for ref in done:
                     self._finish(pending.pop(ref), ref)
                     on_update()
@@ -85,10 +117,22 @@ class TrialLoop:
             raise
 
     def finished(self) -> int:
-        """Trials that completed or failed."""
+        """Trials that completed or failed, not counting interrupted ones that were queued to run again."""
         from optuna.trial import TrialState
 
-        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)))
+        trials = self.study.get_trials(deepcopy=False)
+        rerun = rerun_of(trials)
+        return sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.number not in rerun for t in trials)
+
+    def _running_elsewhere(self, pending: dict[Any, optuna.Trial]) -> int:
+        from optuna.trial import TrialState
+
+        mine = {trial.number for trial in pending.values()}
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return sum(t.number not in mine for t in running)
+
+    def _beat(self, trial: optuna.Trial) -> None:
+        self.study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
 
     def _finish(self, trial: optuna.Trial, ref: Any) -> None:
         import ray
@@ -99,6 +143,8 @@ class TrialLoop:
         except ray.exceptions.RayError as exc:
             lines = [line for line in str(exc).splitlines() if line.strip()]
             outcome = TrialOutcome(error=f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300])
+        if outcome.worker:
+            trial.set_user_attr("worker", outcome.worker)
         if outcome.error:
             trial.set_user_attr("fail_reason", outcome.error)
             self.study.tell(trial, state=TrialState.FAIL)
@@ -115,10 +161,12 @@ class TrialLoop:
         self.study.tell(trial, objective_values(self.objectives, outcome.metrics))
 
     def _abandon(self, pending: dict[Any, optuna.Trial], reason: str) -> None:
+        """Fail the trials in flight with ``reason`` and queue each to run again."""
         import ray
         from optuna.trial import TrialState
 
         for ref, trial in pending.items():
             ray.cancel(ref, force=True)
             trial.set_user_attr("fail_reason", reason)
-            self.study.tell(trial, state=TrialState.FAIL)
+            frozen = self.study.tell(trial, state=TrialState.FAIL)
+            rerun_interrupted(self.study, frozen)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError
 from search.report import mean_prune, uncompressed_trial
-from search.study import check_storage, find_study, open_storage, pareto_front
+from search.study import check_storage, find_study, open_storage, pareto_front, rerun_of
 
 if TYPE_CHECKING:
     import optuna
@@ -79,7 +79,9 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     frame = study.trials_dataframe(attrs=("number", "state", "values", "duration", "user_attrs"))
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
     rows = []
-    for trial, record in zip(study.get_trials(deepcopy=False), frame.to_dict("records"), strict=True):
+    trials = study.get_trials(deepcopy=False)
+    reruns = rerun_of(trials)
+    for trial, record in zip(trials, frame.to_dict("records"), strict=True):
         a = trial.user_attrs
         precisions = list(a.get("precisions", {}).values()) or [
             layer["precision"] for layer in a.get("plan", {}).get("layers", {}).values()
@@ -97,11 +99,21 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
                 **{f"{p}_share": (precisions.count(p) / len(precisions)) if precisions else None for p in PRECISIONS},
                 "mean_prune": mean_prune(a.get("plan", {})),
                 "duration_s": record["duration"].total_seconds() if pd.notna(record.get("duration")) else None,
-                "fail_reason": a.get("fail_reason", ""),
+                "fail_reason": fail_reason(trial, reruns.get(trial.number)),
             }
         )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def fail_reason(trial: optuna.trial.FrozenTrial, rerun: int | None) -> str:
+    """Why a trial failed; a trial failed by the heartbeat check has no reason of its own, its driver stopped."""
+    from optuna.trial import TrialState
+
+    reason = trial.user_attrs.get("fail_reason", "")
+    if trial.state == TrialState.FAIL and not reason:
+        reason = "interrupted: its driver stopped (heartbeat lost)"
+    return reason + (f"; rerun as trial {rerun}" if rerun is not None else "")
 
 
 def pareto_table(study: optuna.Study) -> pd.DataFrame:

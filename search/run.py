@@ -35,6 +35,7 @@ class RunConfig:
     trials: int = 24
     workers: int | None = None
     ray_address: str | None = None
+    heartbeat: int = 10
     storage: str | None = None
     study_name: str | None = None
     run_dir: str = "runs"
@@ -69,6 +70,8 @@ def check_numbers(config: RunConfig) -> None:
         raise UserError("need 0 < --prune-step <= --max-prune < 1")
     if config.input_size is not None and config.input_size < 8:
         raise UserError("--input-size must be at least 8")
+    if config.heartbeat < 1:
+        raise UserError("--heartbeat must be at least 1 second")
 
 
 @dataclass
@@ -222,12 +225,19 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
     config, space = inputs.config, prepared.space
     population = config.population or max(8, min(50, config.trials // 3))
     sampler = make_sampler(config.sampler, config.seed, population)
+    storage = open_storage(inputs.storage_url, config.heartbeat)
     if existing is not None:
         if existing.user_attrs.get("space_signature") != space.signature():
             raise UserError(
                 f"study '{inputs.study_name}' searched another space (different layers or choices): use another --study-name"
             )
-        return optuna.load_study(study_name=inputs.study_name, storage=open_storage(inputs.storage_url), sampler=sampler)
+        if existing.user_attrs.get("checkpoint_sha256") != prepared.baseline.sha256:
+            raise UserError(
+                f"study '{inputs.study_name}' compresses other weights (checkpoint sha256 "
+                f"{str(existing.user_attrs.get('checkpoint_sha256'))[:12]}..., this run {prepared.baseline.sha256[:12]}...): "
+                f"pass --checkpoint {existing.user_attrs.get('checkpoint')} (a copy of it on this machine)"
+            )
+        return optuna.load_study(study_name=inputs.study_name, storage=storage, sampler=sampler)
     details = {
         "checkpoint": prepared.baseline.source,
         "checkpoint_sha256": prepared.baseline.sha256,
@@ -239,9 +249,12 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
         "reference_val_top1": prepared.reference["val_top1"],
         "reference_test_top1": prepared.reference["test_top1"],
     }
-    study = create_study(
-        open_storage(inputs.storage_url), inputs.study_name, inputs.objectives, sampler, StudySetup(inputs.identity, details)
-    )
+    try:
+        study = create_study(storage, inputs.study_name, inputs.objectives, sampler, StudySetup(inputs.identity, details))
+    except optuna.exceptions.DuplicatedStudyError:
+        raise UserError(
+            f"study '{inputs.study_name}' was created by another driver while this one prepared: start this one again to join it"
+        ) from None
     for name, plan in space.baselines().items():
         study.enqueue_trial(space.params(plan), user_attrs={"baseline": name})
     return study
@@ -272,6 +285,7 @@ def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console:
         budgets,
         inputs.run_dir / safe_name(inputs.study_name) / "trials",
         workers,
+        config.heartbeat,
     )
     if loop.finished() >= config.trials:
         return

@@ -94,15 +94,51 @@ def quiet_optuna() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # the trial loop records heartbeats itself (ask/tell), see search.execution
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna RDB storage for ``url`` (checked first with :func:`check_storage`)."""
+# What a rerun of an interrupted trial keeps of it: what the candidate is, not what happened to it.
+CARRIED_ATTRS = ("plan", "baseline")
+MAX_RERUNS = 2  # a candidate that took its driver down three times is left failed
+
+
+def rerun_interrupted(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue a trial whose driver stopped (heartbeat lost or interrupted) to run again with the same parameters.
+
+    Optuna's RetryFailedTrialCallback, carrying only :data:`CARRIED_ATTRS`; the
+    rerun records the original's number (system attribute ``failed_trial``).
+    """
+    import copy
+
+    from optuna.storages import RetryFailedTrialCallback
+
+    clean = copy.deepcopy(trial)
+    clean.user_attrs = {k: v for k, v in trial.user_attrs.items() if k in CARRIED_ATTRS}
+    RetryFailedTrialCallback(max_retry=MAX_RERUNS)(study, clean)
+
+
+def rerun_of(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
+    """Interrupted trial number -> the number of the trial that reran it."""
+    return {t.system_attrs["retry_history"][-1]: t.number for t in trials if t.system_attrs.get("retry_history")}
+
+
+def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage for ``url`` (checked first with :func:`check_storage`).
+
+    With ``heartbeat_s``, running trials carry a heartbeat; a trial whose
+    heartbeat is older than three intervals (its driver was killed) is failed
+    and queued again by :func:`rerun_interrupted`.
+    """
     import optuna
 
     quiet_optuna()
     check_storage(url)
-    return optuna.storages.RDBStorage(url)
+    if heartbeat_s is None:
+        return optuna.storages.RDBStorage(url)
+    return optuna.storages.RDBStorage(
+        url, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s, failed_trial_callback=rerun_interrupted
+    )
 
 
 def make_sampler(name: str, seed: int, population: int) -> optuna.samplers.BaseSampler:

@@ -43,6 +43,7 @@ class TrialOutcome:
     precisions: dict[str, str] = field(default_factory=dict)
     onnx_bytes: bytes = b""
     error: str | None = None
+    worker: str = ""
 
 
 def limit_threads(threads: int) -> None:

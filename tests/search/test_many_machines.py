@@ -1,0 +1,184 @@
+"""Many machines: two drivers on one PostgreSQL study at once, and trials run on a Ray cluster joined by address.
+
+The PostgreSQL server is Debian's package (installed by .ci/run), started here on
+loopback and stopped by process id; so is the Ray head (`ray start --head`).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.search.test_end_to_end import FAST
+from tests.search.test_resume import stop_session, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require(path: str | None, what: str) -> str:
+    """``path``, or skip (fail under CI, whose .ci/run installs it) when the system package is missing."""
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing: .ci/run installs it")
+    pytest.skip(f"{what} is not installed (Debian package; .ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throw-away PostgreSQL server on loopback; yields its URL, stops it by process id."""
+    bindir = require(next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None), "PostgreSQL server")
+    user = "postgres" if os.geteuid() == 0 else None  # the server refuses to run as root
+    data = Path(tempfile.mkdtemp(prefix="pgtest-"))
+    if user:
+        shutil.chown(data, user)
+    subprocess.run(
+        [f"{bindir}/initdb", "-D", str(data / "db"), "-U", "optuna", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+        user=user,
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [f"{bindir}/postgres", "-D", str(data / "db"), "-p", str(port), "-h", "127.0.0.1", "-k", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=(data / "server.log").open("w"),
+        user=user,
+    )
+    try:
+        wait_for(
+            lambda: (
+                subprocess.run(
+                    [f"{bindir}/pg_isready", "-h", "127.0.0.1", "-p", str(port)], capture_output=True, check=False
+                ).returncode
+                == 0
+            ),
+            "PostgreSQL to accept connections",
+            timeout=60,
+        )
+        subprocess.run([f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "optuna", "studies"], check=True)
+        yield f"postgresql://optuna@127.0.0.1:{port}/studies"
+    finally:
+        server.send_signal(signal.SIGINT)  # fast shutdown
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def search_run(*args: str, log: Path) -> subprocess.Popen:
+    with log.open("a") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "search.cli", "run", *FAST, *args], stdout=out, stderr=out, start_new_session=True
+        )
+
+
+def test_two_drivers_on_one_postgresql_study(postgres_url, tmp_path):
+    study_args = ["--storage", postgres_url, "--study-name", "pg", "--trials", "10", "--workers", "1", "--heartbeat", "2"]
+    log = tmp_path / "log.txt"
+    first = search_run(*study_args, "--run-dir", str(tmp_path / "a"), log=log)
+    second = None
+    try:
+        wait_for(lambda: "study 'pg' in" in log.read_text(), "the first driver to create the study", proc=first, log=log)
+        (study,) = optuna.get_all_study_summaries(postgres_url)
+        # the second machine joins with the same weights (a copy of the first one's checkpoint)
+        checkpoint = tmp_path / "baseline.pt"
+        shutil.copyfile(study.user_attrs["checkpoint"], checkpoint)
+        second = search_run(*study_args, "--run-dir", str(tmp_path / "b"), "--checkpoint", str(checkpoint), log=log)
+        assert first.wait(timeout=900) == 0, log.read_text()[-3000:]
+        assert second.wait(timeout=900) == 0, log.read_text()[-3000:]
+    finally:
+        stop_session(first)
+        if second is not None:
+            stop_session(second)
+
+    trials = optuna.load_study(study_name="pg", storage=postgres_url).get_trials()
+    assert all(t.state == TrialState.COMPLETE for t in trials), [
+        (t.number, t.state, t.user_attrs.get("fail_reason")) for t in trials
+    ]
+    assert len(trials) == 10  # none lost, none extra
+    drivers = {t.user_attrs["driver"] for t in trials}
+    assert len(drivers) == 2  # both drivers ran trials at once
+    baselines = [t.user_attrs["baseline"] for t in trials if "baseline" in t.user_attrs]
+    assert sorted(baselines) == sorted(["uncompressed", "all-int8", "uniform-prune-25", "uniform-prune-50"])
+    # each trial was evaluated by exactly one driver: the ONNX graphs each run folder holds are disjoint and cover all
+    graphs = [{int(p.stem) for p in (tmp_path / run / "pg" / "trials").glob("*.onnx")} for run in ("a", "b")]
+    assert not graphs[0] & graphs[1] and graphs[0] | graphs[1] == {t.number for t in trials}
+
+
+@pytest.fixture()
+def ray_head():
+    """`ray start --head` on loopback (2 CPUs), stopped by process id; yields its address and node id."""
+    ray_cli = require(shutil.which("ray", path=str(Path(sys.executable).parent)), "the ray command")
+    port = free_port()
+    head = subprocess.Popen(
+        [
+            ray_cli,
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "2",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        probe = "import ray; ray.init(address='%s', logging_level='ERROR'); print(ray.get_runtime_context().get_node_id())"
+        node = wait_for(
+            lambda: subprocess.run([sys.executable, "-c", probe % address], capture_output=True, text=True, check=False).stdout,
+            "the Ray head",
+            timeout=120,
+        )
+        yield address, node.strip()
+    finally:
+        stop_session(head, signal.SIGTERM)
+        stop_session(head)
+
+
+def test_trials_run_on_a_ray_cluster_joined_by_address(ray_head, tmp_path):
+    address, node = ray_head
+    log = tmp_path / "log.txt"
+    run = search_run("--run-dir", str(tmp_path), "--study-name", "cluster", "--trials", "4", "--ray-address", address, log=log)
+    try:
+        assert run.wait(timeout=900) == 0, log.read_text()[-3000:]
+    finally:
+        stop_session(run)
+    trials = optuna.load_study(study_name="cluster", storage=f"sqlite:///{tmp_path / 'studies.db'}").get_trials()
+    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(f"node {node[:12]}" in t.user_attrs["worker"] for t in trials)  # ran on the cluster's node
+    # the cluster outlives the driver: it was joined, not started
+    probe = f"import ray; ray.init(address='{address}', logging_level='ERROR'); print(len(ray.nodes()))"
+    assert (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+        == "1"
+    )
