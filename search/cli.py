@@ -199,6 +199,66 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """search export STUDY (--pareto | --trial N) --out DIR: plan, ONNX graph and model card per trial."""
+    from pathlib import Path
+
+    from search.export import choose_trials, export_trials
+
+    study = _study_of(args)
+    written = export_trials(study, choose_trials(study, None if args.pareto else args.trial), Path(args.out))
+    for folder in written:
+        print(f"{folder}: plan.yaml, model.onnx, MODEL_CARD.md")
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """search apply PLAN.yaml --model M --out model.onnx: rebuild a candidate from its plan and score it."""
+    import json
+
+    from search.replay import ApplyConfig, apply_plan
+
+    names = {f.name for f in fields(ApplyConfig)}
+    metrics = apply_plan(ApplyConfig(**{k: v for k, v in vars(args).items() if k in names}))
+    if args.json:
+        print(json.dumps(metrics, indent=1))
+        return 0
+    print(
+        f"wrote {args.out}: test top-1 {100 * metrics['test_top1']:.2f}%, val top-1 {100 * metrics['val_top1']:.2f}%, "
+        f"{metrics['size_bytes'] / 1024:.1f} KB, {metrics['macs'] / 1e6:.3f} M MACs, predicted on {metrics['hw']} "
+        f"(v{metrics['profile_version']}) {metrics['latency_ms']:.4f} ms / {metrics['energy_mj']:.4f} mJ, "
+        f"host {metrics['host_latency_ms']:.4f} ms"
+    )
+    if metrics["checkpoint_matches_plan"] is False:
+        print("note: this checkpoint is not the one the plan was searched on (sha256 differs); metrics will differ")
+    return 0
+
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
+    from search.run import RunConfig
+
+    p = sub.add_parser("export", help="write plan.yaml, model.onnx and MODEL_CARD.md of the front or of chosen trials")
+    p.add_argument("study", help="study name (see `search studies`)")
+    p.add_argument("--storage", help="Optuna storage URL (default: the run folder's SQLite file)")
+    p.add_argument("--run-dir", default=RunConfig.run_dir, help="run folder whose studies.db is the default storage")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pareto", action="store_true", help="every member of the feasible Pareto front")
+    which.add_argument("--trial", type=int, action="append", help="trial number (repeat for several)")
+    p.add_argument("--out", required=True, help="folder to write trial_NNNNN/ folders into")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("apply", help="rebuild a candidate from a plan.yaml and score it like its trial")
+    p.add_argument("plan", help="plan.yaml written by `search export` or `search run`")
+    p.add_argument("--model", required=True, help="the model the plan was made for (small_cnn, hl_cnn, timm name)")
+    p.add_argument("--checkpoint", help="uncompressed weights (default: the plan's source checkpoint)")
+    p.add_argument("--data", help="data set as in `search run` (default: the plan's)")
+    p.add_argument("--input-size", type=int, help="default: the plan's")
+    p.add_argument("--hw", help="profile to predict latency on (default: the plan's)")
+    p.add_argument("--out", required=True, help="ONNX file to write")
+    p.add_argument("--threads", type=int, default=1, help="threads, as a search worker (1 repeats the trial exactly)")
+    p.add_argument("--json", action="store_true", help="metrics as one JSON object")
+    p.set_defaults(func=cmd_apply)
+
+
 def _add_inspection(sub: argparse._SubParsersAction) -> None:
     from search.run import RunConfig
 
@@ -291,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     _add_inspection(sub)
+    _add_replay(sub)
     hw = sub.add_parser("hw", help="hardware profiles").add_subparsers(dest="hw_command", required=True)
     hw.add_parser("list", help="profiles, units and precisions").set_defaults(func=cmd_hw_list)
     show = hw.add_parser("show", help="every number of a profile with its source")

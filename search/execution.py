@@ -32,7 +32,14 @@ def start_ray(workers: int, address: str | None) -> bool:
     if address:
         ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, runtime_env=env)
         return False
-    ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False, runtime_env=env)
+    ray.init(
+        address="local",
+        num_cpus=workers,
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+        runtime_env=env,
+    )
     return True
 
 
@@ -149,7 +156,7 @@ class TrialLoop:
             trial.set_user_attr("fail_reason", outcome.error)
             self.study.tell(trial, state=TrialState.FAIL)
             return
-        path = self.artifacts / f"{trial.number:05d}.onnx"
+        path = (self.artifacts / f"{trial.number:05d}.onnx").resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(outcome.onnx_bytes)
         trial.set_user_attr("onnx", str(path))

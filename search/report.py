@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.study import pareto_front
@@ -104,30 +102,6 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
         )
     console.print(table)
     return rows
-
-
-def export_front(study: optuna.Study, out_dir: Path, source: dict[str, Any]) -> list[Path]:
-    """Write ``plan.yaml`` and ``model.onnx`` of every front member under ``out_dir/trial_NNNNN``.
-
-    The folder is built beside ``out_dir`` and swapped in at the end, so a
-    crash never leaves a half-written front.
-    """
-    from spaces.plan import CompressionPlan
-
-    staging = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    written = []
-    for trial in pareto_front(study):
-        folder = staging / f"trial_{trial.number:05d}"
-        folder.mkdir(parents=True)
-        plan = CompressionPlan.from_dict(trial.user_attrs["plan"])
-        plan.to_yaml(folder / "plan.yaml", source={**source, "study": study.study_name, "trial": trial.number})
-        shutil.copyfile(trial.user_attrs["onnx"], folder / "model.onnx")
-        written.append(out_dir / folder.name)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    if staging.exists():
-        staging.replace(out_dir)
-    return written
 
 
 def print_estimate(console: Console, estimate: Estimate, title: str, by_layer: bool) -> None:

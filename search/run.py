@@ -317,7 +317,8 @@ def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console:
 
 def run_search(config: RunConfig, console: Console) -> int:
     """Run (or resume) a study as configured, print and export its front; returns the exit code."""
-    from search.report import export_front, print_front
+    from search.export import export_front
+    from search.report import print_front
     from search.study import pareto_front
 
     started = time.time()
@@ -329,8 +330,7 @@ def run_search(config: RunConfig, console: Console) -> int:
     run_trials(inputs, prepared, study, console)
     print_front(console, study, inputs.hw)
     folder = inputs.run_dir / safe_name(inputs.study_name) / "front"
-    source = {"model": config.model, "checkpoint": prepared.baseline.source, "data": inputs.data.label, "hw": inputs.hw}
-    written = export_front(study, folder, source)
+    written = export_front(study, folder)
     if not pareto_front(study):
         console.print(
             "no candidate meets the budgets (--max-accuracy-drop / --latency-budget-ms); every trial is kept in the study"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -160,3 +161,66 @@ def test_unmet_budget_is_reported_and_trials_kept(run_dir):
     assert all(np.isfinite(t.values).all() for t in finished)
     # the baselines not run yet stay queued for a resumed run
     assert len(study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 2
+
+
+def _db_digest(run_dir) -> str:
+    import hashlib
+
+    return hashlib.sha256((run_dir / "studies.db").read_bytes()).hexdigest()
+
+
+def test_export_then_apply_rebuilds_the_trials_model(run_dir, tmp_path):
+    study = _study(run_dir)
+    trial = next(t for t in study.trials if t.user_attrs.get("baseline") == "uniform-prune-25")
+    exported = run_cli("export", STUDY, "--run-dir", str(run_dir), "--trial", str(trial.number), "--out", str(tmp_path / "out"))
+    assert exported.returncode == 0, exported.stderr
+    folder = tmp_path / "out" / f"trial_{trial.number:05d}"
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert study.user_attrs["checkpoint_sha256"] in card and "pixel7:cpu" in card
+    assert all(f"| {name} |" in card for name in trial.user_attrs["plan"]["layers"])
+    assert "search apply plan.yaml --model small_cnn" in card
+
+    applied = run_cli("apply", str(folder / "plan.yaml"), "--model", "small_cnn", "--out", str(tmp_path / "re.onnx"), "--json")
+    assert applied.returncode == 0, applied.stderr
+    metrics = json.loads(applied.stdout)
+    for key in ("val_top1", "test_top1", "size_bytes", "macs", "latency_ms", "energy_mj"):
+        assert metrics[key] == trial.user_attrs[key], key
+    assert (tmp_path / "re.onnx").read_bytes() == (folder / "model.onnx").read_bytes()
+
+    front = run_cli("export", STUDY, "--run-dir", str(run_dir), "--pareto", "--out", str(tmp_path / "front"))
+    assert front.returncode == 0 and len(list((tmp_path / "front").iterdir())) == len(study.best_trials)
+
+
+def test_bad_input_is_one_line_exit_2_and_leaves_the_database_alone(run_dir, tmp_path):
+    import torch
+
+    from search.models import build_model
+
+    study = _study(run_dir)
+    plan = run_dir / STUDY / "front" / f"trial_{study.best_trials[0].number:05d}" / "plan.yaml"
+    stripped = tmp_path / "stripped.yaml"  # a plan with no source section: only its layer names tell the model
+    stripped.write_text(plan.read_text().split("source:")[0])
+    other = tmp_path / "hl_cnn.pt"
+    torch.save(build_model("hl_cnn", 10).state_dict(), other)
+    corrupt = tmp_path / "corrupt.yaml"
+    corrupt.write_text("layers:\n  stem.0: {prune_ratio: 0.5\n")
+    before = _db_digest(run_dir)
+    cases = [
+        (("export", "nope", "--run-dir", str(run_dir), "--pareto", "--out", str(tmp_path / "x")), "no study 'nope'"),
+        (("report", "nope", "--run-dir", str(run_dir), "--out", str(tmp_path / "x.html")), "no study 'nope'"),
+        (
+            ("export", STUDY, "--storage", "postgresql://u@127.0.0.1:1/db", "--pareto", "--out", str(tmp_path / "x")),
+            "cannot open",
+        ),
+        (("show", STUDY, "--storage", "sqlite:///" + str(run_dir / "missing.db")), "no study database"),
+        (("export", STUDY, "--run-dir", str(run_dir), "--trial", "999", "--out", str(tmp_path / "x")), "has no trial 999"),
+        (("apply", str(plan), "--model", "hl_cnn", "--out", str(tmp_path / "x.onnx")), "was made for model 'small_cnn'"),
+        (("apply", str(stripped), "--model", "hl_cnn", "--checkpoint", str(other), "--out", str(tmp_path / "x.onnx")), "not fit"),
+        (("apply", str(corrupt), "--model", "small_cnn", "--out", str(tmp_path / "x.onnx")), "is not valid YAML"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert _db_digest(run_dir) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("x")]  # nothing half-written

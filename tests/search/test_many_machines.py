@@ -130,6 +130,7 @@ def ray_head():
     """`ray start --head` on loopback (2 CPUs), stopped by process id; yields its address and node id."""
     ray_cli = require(shutil.which("ray", path=str(Path(sys.executable).parent)), "the ray command")
     port = free_port()
+    temp = tempfile.mkdtemp(prefix="ray-")  # its own temp root: no address file left where a plain ray.init() looks
     head = subprocess.Popen(
         [
             ray_cli,
@@ -145,6 +146,8 @@ def ray_head():
             "--include-dashboard",
             "false",
             "--disable-usage-stats",
+            "--temp-dir",
+            temp,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -163,6 +166,7 @@ def ray_head():
     finally:
         stop_session(head, signal.SIGTERM)
         stop_session(head)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_trials_run_on_a_ray_cluster_joined_by_address(ray_head, tmp_path):

@@ -1,0 +1,190 @@
+"""Export trials of a study: per trial its plan (YAML), its ONNX graph and a model card (Markdown).
+
+A folder is built beside its destination and swapped in at the end, so a crash
+never leaves a half-written export.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search.errors import UserError
+from search.study import pareto_front
+
+if TYPE_CHECKING:
+    import optuna
+
+    from evaluators.cost_model import Estimate
+
+CARD = "MODEL_CARD.md"
+
+
+def plan_source(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """What a plan was made for: model, checkpoint and its hash, data, input size, profile and version, study, trial."""
+    a = study.user_attrs
+    return {
+        "model": a.get("model"),
+        "checkpoint": a.get("checkpoint"),
+        "checkpoint_sha256": a.get("checkpoint_sha256"),
+        "data": a.get("data"),
+        "input_size": a.get("input_size"),
+        "hw": a.get("hw"),
+        "profile_version": a.get("profile_version"),
+        "study": study.study_name,
+        "trial": trial.number,
+    }
+
+
+def choose_trials(study: optuna.Study, numbers: list[int] | None) -> list[optuna.trial.FrozenTrial]:
+    """The front (``numbers`` None) or the named trials, each completed and with its graph on this machine."""
+    from optuna.trial import TrialState
+
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    chosen = pareto_front(study) if numbers is None else []
+    for number in numbers or []:
+        if number not in trials:
+            raise UserError(
+                f"study '{study.study_name}' has no trial {number} (trials 0 to {len(trials) - 1}): see `search show`"
+            )
+        trial = trials[number]
+        if trial.state != TrialState.COMPLETE:
+            reason = trial.user_attrs.get("fail_reason", "")
+            raise UserError(f"trial {number} is {trial.state.name}{f' ({reason})' if reason else ''}: export a completed trial")
+        chosen.append(trial)
+    if not chosen:
+        raise UserError(f"study '{study.study_name}' has no feasible Pareto front yet: export a trial with --trial N")
+    for trial in chosen:
+        graph = Path(trial.user_attrs["onnx"])
+        if not graph.is_file():
+            raise UserError(
+                f"trial {trial.number}'s graph '{graph}' is not on this machine "
+                f"(it ran on {trial.user_attrs.get('driver', '?')}): export it there, or rebuild it with `search apply`"
+            )
+    return chosen
+
+
+def write_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, folder: Path) -> None:
+    """``plan.yaml``, ``model.onnx`` and ``MODEL_CARD.md`` of ``trial`` in ``folder`` (created)."""
+    from spaces.plan import CompressionPlan
+
+    folder.mkdir(parents=True)
+    source = plan_source(study, trial)
+    CompressionPlan.from_dict(trial.user_attrs["plan"]).to_yaml(folder / "plan.yaml", source=source)
+    shutil.copyfile(trial.user_attrs["onnx"], folder / "model.onnx")
+    (folder / CARD).write_text(model_card(study, trial, source))
+
+
+def export_trials(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], out_dir: Path) -> list[Path]:
+    """Write each trial under ``out_dir/trial_NNNNN`` (replacing an earlier export of it); returns the folders."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out '{out_dir}' is a file: pass a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for trial in trials:
+        final = out_dir / f"trial_{trial.number:05d}"
+        staging = out_dir / f".{final.name}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        write_trial(study, trial, staging)
+        shutil.rmtree(final, ignore_errors=True)
+        staging.replace(final)
+        written.append(final)
+    return written
+
+
+def export_front(study: optuna.Study, out_dir: Path) -> list[Path]:
+    """Replace ``out_dir`` with the current front (one folder per member); empty front, no folder."""
+    staging = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    front = pareto_front(study)
+    for trial in front:
+        write_trial(study, trial, staging / f"trial_{trial.number:05d}")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    if staging.exists():
+        staging.replace(out_dir)
+    return [out_dir / f"trial_{t.number:05d}" for t in front]
+
+
+def reproduce_command(source: dict[str, Any]) -> str:
+    """The `search apply` command that rebuilds the candidate from its exported plan."""
+    args = ["search", "apply", "plan.yaml", "--model", str(source["model"])]
+    if source.get("checkpoint"):
+        args += ["--checkpoint", str(source["checkpoint"])]
+    args += ["--data", str(source["data"]), "--input-size", str(source["input_size"]), "--hw", str(source["hw"])]
+    return shlex.join([*args, "--out", "model.onnx"])
+
+
+def layer_estimate(graph_path: str, hw: str) -> tuple[Estimate, int]:
+    """The per-layer estimate of a trial's graph on the profile unit it was searched for, and the profile's version now."""
+    import onnx
+
+    from evaluators.estimate import estimate_model
+    from hw_profiles import load_profile
+
+    profile, _, unit_name = load_profile(hw)
+    return estimate_model(onnx.load(graph_path), profile, unit_name), profile.version
+
+
+def model_card(study: optuna.Study, trial: optuna.trial.FrozenTrial, source: dict[str, Any]) -> str:
+    """The Markdown model card of a trial: source, data, profile, test metrics, per-layer table, reproduce command."""
+    from search.report import precision_mix, uncompressed_trial
+
+    a = trial.user_attrs
+    size = source["input_size"]
+    reference = uncompressed_trial(study)
+    estimate, version_now = layer_estimate(a["onnx"], source["hw"])
+    lines = [
+        f"# {source['model']} compressed for {source['hw']}: trial {trial.number} of study '{study.study_name}'",
+        "",
+        f"- Source model: `{source['model']}`, checkpoint `{source['checkpoint']}` (sha256 `{source['checkpoint_sha256']}`)",
+        f"- Data: `{source['data']}` at {size}x{size} px, split seed {a['plan']['recipe']['seed']}",
+        f"- Hardware profile: `{source['hw']}`, version {source['profile_version']} when searched",
+        f"- Precisions: {precision_mix(a.get('precisions', {}))}; recipe: {a['plan']['recipe']}",
+        "",
+        "## Metrics",
+        "",
+        "Accuracy is the shipped ONNX graph's, in onnxruntime; latency and energy are predicted on the profile; "
+        "host latency is measured in onnxruntime on the machine that ran the trial.",
+        "",
+        "| metric | this model | uncompressed |",
+        "|---|---:|---:|",
+    ]
+    for label, key, scale, digits in (
+        ("test top-1 %", "test_top1", 100, 2),
+        ("validation top-1 %", "val_top1", 100, 2),
+        ("size KB", "size_bytes", 1 / 1024, 1),
+        ("MMACs", "macs", 1e-6, 3),
+        ("predicted latency ms", "latency_ms", 1, 4),
+        ("predicted energy mJ", "energy_mj", 1, 4),
+        ("host latency ms", "host_latency_ms", 1, 4),
+    ):
+        ref = f"{reference.user_attrs[key] * scale:.{digits}f}" if reference and key in reference.user_attrs else ""
+        lines.append(f"| {label} | {a[key] * scale:.{digits}f} | {ref} |")
+    lines += ["", "## Layers", ""]
+    if version_now != source["profile_version"]:
+        lines += [
+            f"Per-layer times below use the profile as it is now (version {version_now}): "
+            f"{estimate.latency_ms:.4f} ms in all, against {a['latency_ms']:.4f} ms with version {source['profile_version']}.",
+            "",
+        ]
+    lines += layer_table(a["plan"]["layers"], estimate)
+    lines += ["", "## Reproduce", "", "```bash", reproduce_command(source), "```", ""]
+    return "\n".join(lines)
+
+
+def layer_table(layers: dict[str, dict[str, Any]], estimate: Estimate) -> list[str]:
+    """Markdown rows: layer, prune ratio, precision, MACs, predicted ms (its input conversion included); then the rest."""
+    rows = {row.name: row for row in estimate.layers}
+    lines = ["| layer | prune ratio | precision | MACs | predicted ms |", "|---|---:|---|---:|---:|"]
+    counted = 0.0
+    for name, layer in layers.items():
+        row = rows.get(name)
+        ms = (row.ms if row else 0.0) + sum(r.ms for r in estimate.layers if r.name == f"{name}/input")
+        counted += ms
+        macs = f"{row.macs:,}" if row else ""
+        lines.append(f"| {name} | {layer['prune_ratio']:.3f} | {layer['precision']} | {macs} | {ms:.4f} |")
+    lines.append(f"| other ops (adds, pooling, reshapes, conversions) | | | | {estimate.latency_ms - counted:.4f} |")
+    lines.append(f"| **total** | | | {estimate.macs:,} | {estimate.latency_ms:.4f} |")
+    return lines

@@ -1,0 +1,109 @@
+"""`search apply`: rebuild a candidate from an exported plan and score it as a trial is scored."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search.errors import UserError
+
+
+@dataclass
+class ApplyConfig:
+    """Every option of `search apply`; unset ones come from the plan's ``source`` (what it was made for)."""
+
+    plan: str
+    model: str
+    out: str
+    checkpoint: str | None = None
+    data: str | None = None
+    input_size: int | None = None
+    hw: str | None = None
+    threads: int = 1
+
+
+def read_plan(path: str) -> tuple[Any, dict[str, Any]]:
+    """The plan in ``path`` and its ``source`` section; one-line errors for a missing file or a malformed plan."""
+    import yaml
+
+    from spaces.plan import CompressionPlan, PlanError
+
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"plan '{path}' not found: pass a plan.yaml written by `search export` or `search run`")
+    try:
+        data = yaml.safe_load(file.read_text())
+        plan = CompressionPlan.from_dict(data)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"plan '{path}' is not valid YAML{where}: fix the file or export it again") from None
+    except PlanError as exc:
+        raise UserError(f"plan '{path}' is malformed ({exc}): fix the file or export it again") from None
+    source = data.get("source") or {}
+    return plan, source if isinstance(source, dict) else {}
+
+
+def check_out(out: str) -> Path:
+    """``--out`` as a path whose folder exists and which is not a folder itself."""
+    path = Path(out)
+    if path.is_dir():
+        raise UserError(f"--out '{out}' is a folder: pass a file name such as model.onnx")
+    if not path.parent.is_dir():
+        raise UserError(f"--out '{out}': folder '{path.parent}' does not exist: create it first")
+    return path
+
+
+def apply_plan(config: ApplyConfig) -> dict[str, Any]:
+    """Rebuild the plan's candidate from the uncompressed weights, write its ONNX graph, return its metrics.
+
+    Runs on ``config.threads`` threads like a search worker (1 by default), so
+    the fine-tune and the calibration repeat the trial's exactly.
+    """
+    from hw_profiles import load_profile
+    from search.baseline import file_sha256
+    from search.data import load_splits, parse_data
+    from search.models import build_model, check_model_name, load_checkpoint
+    from search.trial import limit_threads, score_graph
+    from spaces.apply import apply
+    from spaces.plan import PlanError
+
+    plan, source = read_plan(config.plan)
+    check_model_name(config.model)
+    if source.get("model") and source["model"] != config.model:
+        raise UserError(
+            f"plan '{config.plan}' was made for model '{source['model']}', not '{config.model}': pass --model {source['model']}"
+        )
+    out = check_out(config.out)
+    hw = config.hw or source.get("hw") or "pixel7"
+    profile, _, unit_name = load_profile(hw)
+    data = parse_data(
+        config.data or source.get("data") or "digits", config.input_size or source.get("input_size"), plan.recipe.seed
+    )
+    checkpoint = config.checkpoint or source.get("checkpoint")
+    if not checkpoint:
+        raise UserError("no checkpoint: pass --checkpoint of the uncompressed model's weights")
+    if not Path(checkpoint).is_file():
+        raise UserError(f"checkpoint '{checkpoint}' not found: pass --checkpoint with a copy of the weights on this machine")
+    limit_threads(config.threads)
+    splits = load_splits(data)
+    model = build_model(config.model, splits.num_classes)
+    load_checkpoint(model, checkpoint)
+    try:
+        graph = apply(plan, model.eval(), splits.train, data.input_size)
+    except PlanError as exc:
+        raise UserError(f"plan '{config.plan}' does not fit model '{config.model}': {exc}") from None
+    graph_bytes = graph.SerializeToString()
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_bytes(graph_bytes)
+    os.replace(tmp, out)
+    metrics, _ = score_graph(graph_bytes, profile, unit_name, splits, data.input_size, config.threads)
+    sha = file_sha256(Path(checkpoint))
+    return {
+        **metrics,
+        "hw": f"{profile.name}:{unit_name}",
+        "profile_version": profile.version,
+        "checkpoint_matches_plan": sha == source.get("checkpoint_sha256") if source.get("checkpoint_sha256") else None,
+    }
