@@ -117,7 +117,8 @@ class TrialLoop:
                 for trial in pending.values():
                     self._beat(trial)
                 for ref in done:
-                    self._finish(pending.pop(ref), ref)
+                    self._finish(pending[ref], ref)
+                    del pending[ref]
                     on_update()
         except BaseException:
             self._abandon(pending, "interrupted: the driver stopped before this trial finished")
@@ -174,6 +175,8 @@ class TrialLoop:
 
         for ref, trial in pending.items():
             ray.cancel(ref, force=True)
+            if self.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:  # type: ignore[attr-defined]
+                continue  # told just before the interrupt
             trial.set_user_attr("fail_reason", reason)
             frozen = self.study.tell(trial, state=TrialState.FAIL)
             rerun_interrupted(self.study, frozen)

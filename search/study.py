@@ -137,7 +137,7 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.Ba
     if heartbeat_s is None:
         return optuna.storages.RDBStorage(url)
     return optuna.storages.RDBStorage(
-        url, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s, failed_trial_callback=rerun_interrupted
+        url, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s, heartbeat_stale_trial_callback=rerun_interrupted
     )
 
 

@@ -127,3 +127,36 @@ def test_worker_death_fails_one_trial_and_sigkill_resume_loses_nothing(tmp_path)
         check=True,
     )
     assert "(heartbeat lost); rerun as trial" in shown.stdout and "WorkerCrashedError" in shown.stdout
+
+
+def test_ctrl_c_fails_the_trials_in_flight_and_queues_them_again(tmp_path):
+    log = tmp_path / "log.txt"
+    args = ["run", "--run-dir", str(tmp_path), "--study-name", STUDY, "--trials", "12", *FAST]
+    with log.open("w") as out:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "search.cli", *args],
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            # as on a terminal, even when the tests run as a background job (which ignores SIGINT)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 (no threads run in between)
+        )
+    try:
+        wait_for(lambda: count(TrialState.COMPLETE, tmp_path) >= 1, "a first completed trial", proc=run, log=log)
+        wait_for(lambda: count(TrialState.RUNNING, tmp_path) >= 1, "a trial in flight", proc=run, log=log)
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=120) == 130, log.read_text()[-2000:]
+    finally:
+        stop_session(run)
+    after = trials(tmp_path)
+    assert not [t for t in after if t.state == TrialState.RUNNING]
+    interrupted = [t for t in after if t.state == TrialState.FAIL]
+    reruns = {
+        t.system_attrs["retry_history"][-1]: t
+        for t in after
+        if t.state == TrialState.WAITING and "retry_history" in t.system_attrs
+    }
+    assert interrupted and set(reruns) == {t.number for t in interrupted}
+    for trial in interrupted:
+        assert trial.user_attrs["fail_reason"].startswith("interrupted")
+        assert reruns[trial.number].params == trial.params
