@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
     from spaces.space import SearchSpace
 
+INTERRUPTED = "interrupted: the driver stopped before this trial finished"
+
 
 def start_ray(workers: int, address: str | None) -> bool:
     """Join the cluster at ``address`` or start a local Ray with ``workers`` CPUs; True if we started it."""
@@ -103,11 +105,15 @@ class TrialLoop:
                 fail_stale_trials(self.study)
                 while len(pending) < self.workers and self.finished() + self._running_elsewhere(pending) + len(pending) < target:
                     trial = self.study.ask()
-                    self._beat(trial)
-                    plan = self.space.suggest(trial)
-                    trial.set_user_attr("plan", plan.to_dict())
-                    trial.set_user_attr("driver", driver)
-                    pending[remote.remote(self.make_job(plan.to_dict()), state_ref)] = trial
+                    try:
+                        self._beat(trial)
+                        plan = self.space.suggest(trial)
+                        trial.set_user_attr("plan", plan.to_dict())
+                        trial.set_user_attr("driver", driver)
+                        pending[remote.remote(self.make_job(plan.to_dict()), state_ref)] = trial
+                    except BaseException:
+                        self._fail_and_rerun(trial, INTERRUPTED)
+                        raise
                 if not pending:
                     if self.finished() >= target:
                         return
@@ -121,7 +127,9 @@ class TrialLoop:
                     del pending[ref]
                     on_update()
         except BaseException:
-            self._abandon(pending, "interrupted: the driver stopped before this trial finished")
+            for ref, trial in pending.items():
+                ray.cancel(ref, force=True)
+                self._fail_and_rerun(trial, INTERRUPTED)
             raise
 
     def finished(self) -> int:
@@ -168,15 +176,11 @@ class TrialLoop:
         set_constraints(trial, outcome.metrics, b.reference_top1, b.max_accuracy_drop, b.latency_budget_ms)
         self.study.tell(trial, objective_values(self.objectives, outcome.metrics))
 
-    def _abandon(self, pending: dict[Any, optuna.Trial], reason: str) -> None:
-        """Fail the trials in flight with ``reason`` and queue each to run again."""
-        import ray
+    def _fail_and_rerun(self, trial: optuna.Trial, reason: str) -> None:
+        """Fail a trial this driver stopped with ``reason`` and queue it to run again (unless it was told already)."""
         from optuna.trial import TrialState
 
-        for ref, trial in pending.items():
-            ray.cancel(ref, force=True)
-            if self.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:  # type: ignore[attr-defined]
-                continue  # told just before the interrupt
-            trial.set_user_attr("fail_reason", reason)
-            frozen = self.study.tell(trial, state=TrialState.FAIL)
-            rerun_interrupted(self.study, frozen)
+        if self.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:  # type: ignore[attr-defined]
+            return
+        trial.set_user_attr("fail_reason", reason)
+        rerun_interrupted(self.study, self.study.tell(trial, state=TrialState.FAIL))

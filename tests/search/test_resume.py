@@ -113,8 +113,11 @@ def test_worker_death_fails_one_trial_and_sigkill_resume_loses_nothing(tmp_path)
     for number, trial in interrupted.items():
         assert after[number].state == TrialState.FAIL
         rerun = reruns[number]
-        assert rerun.state == TrialState.COMPLETE and rerun.params == trial.params
-        assert rerun.user_attrs["plan"] == trial.user_attrs["plan"] and "fail_reason" not in rerun.user_attrs
+        assert rerun.state == TrialState.COMPLETE and "fail_reason" not in rerun.user_attrs
+        # the same candidate; a driver killed while Optuna was still sampling it left part of the parameters
+        assert trial.params.items() <= rerun.params.items()
+        if "plan" in trial.user_attrs:
+            assert rerun.user_attrs["plan"] == trial.user_attrs["plan"]
     counted = [t for t in after.values() if t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.number not in reruns]
     assert len(counted) == 9 and not [t for t in after.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     baselines = [t.user_attrs["baseline"] for t in counted if "baseline" in t.user_attrs]
