@@ -32,6 +32,10 @@ SPEED_REFERENCE = "mobilenetv2_100"
 ORDER_TOLERANCE = 0.05
 
 
+BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
+SIZE_TOLERANCE = 0.10
+
+
 def spearman(a: list[float], b: list[float]) -> float:
     """Spearman rank correlation (no ties expected in latencies)."""
     from scipy.stats import spearmanr
@@ -103,6 +107,22 @@ def _summary(errors: list[float]) -> str:
     )
 
 
+def file_size_mismatch(row: dict[str, str], params: int) -> str:
+    """Why a row's published model file cannot be the architecture we predict, or '' (no stated size, or it fits).
+
+    A publication that states its model file's size (MB) fixes its parameter
+    count: size / bytes per weight. More than 10% away from our architecture's
+    parameters means the measured network is another one.
+    """
+    if not row.get("published_mb"):
+        return ""
+    ours_mb = params * BYTES_PER_WEIGHT[row["precision"]] / 1e6
+    stated = float(row["published_mb"])
+    if abs(stated / ours_mb - 1) <= SIZE_TOLERANCE:
+        return ""
+    return f"its file is {stated:g} MB, ours would be {ours_mb:.1f} MB ({params / 1e6:.1f} M weights)"
+
+
 def device_part() -> None:
     """Predict each published row with its device profile; print the table, the +-30% share and order checks."""
     from evaluators.estimate import estimate_model
@@ -120,19 +140,30 @@ def device_part() -> None:
     )
     groups: dict[tuple[str, str, str, str], list[tuple[str, float, float]]] = {}
     ratios = []
+    other_models = []
     for row in rows:
         profile, _, unit_name = load_profile(row["hw"])
         threads = int(row["threads"])
         graph = model_graph(row["model"], row["precision"], int(row["input_size"]))
-        predicted = estimate_model(graph, profile, unit_name, threads).latency_ms
-        published = float(row["latency_ms"])
+        estimate = estimate_model(graph, profile, unit_name, threads)
+        predicted, published = estimate.latency_ms, float(row["latency_ms"])
+        print(
+            f"{row['hw']:18s} {row['model'][:26]:26s} {row['precision']:5s} {threads:3d} {row['input_size']:>4s} "
+            f"{predicted:10.2f} {published:10.2f} {predicted / published:6.2f}  {row['source']}"
+        )
+        mismatch = file_size_mismatch(row, estimate.params)
+        if mismatch:
+            other_models.append(f"{row['hw']} {row['model']} {row['precision']}: {mismatch}")
+            continue
         ratios.append(predicted / published)
         group = (row["hw"], row["precision"], row["threads"], row["source"].split(",")[0])
         groups.setdefault(group, []).append((f"{row['model']}@{row['input_size']}", predicted, published))
+    if other_models:
         print(
-            f"{row['hw']:18s} {row['model'][:26]:26s} {row['precision']:5s} {threads:3d} {row['input_size']:>4s} "
-            f"{predicted:10.2f} {published:10.2f} {ratios[-1]:6.2f}  {row['source']}"
+            f"left out of the statistics below, the published model is not the architecture predicted ({len(other_models)} rows):"
         )
+        for line in other_models:
+            print(f"  {line}")
     within = sum(0.7 <= r <= 1.3 for r in ratios)
     print(
         f"within +-30%: {100 * within / len(ratios):.0f}% ({within}/{len(ratios)}); median ratio {statistics.median(ratios):.2f}"
