@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError
-from search.report import mean_prune, precision_mix, uncompressed_trial
+from search.report import layer_precisions, mean_prune, metric_names, precision_mix, uncompressed_trial
 from search.study import pareto_front
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def _header(study: optuna.Study) -> str:
     for trial in trials:
         states[trial.state.name] = states.get(trial.state.name, 0) + 1
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]
-    names = _metric_names(study)
+    names = metric_names(study)
     rows = {
         "model": attrs.get("model", ""),
         "data": f"{attrs.get('data', '')}" + (f" at {attrs['input_size']} px" if "input_size" in attrs else ""),
@@ -156,25 +156,16 @@ def _reference(attrs: dict[str, Any]) -> str:
     return ", ".join(parts) + (" (uncompressed model)" if parts else "")
 
 
-def _metric_names(study: optuna.Study) -> list[str]:
-    return study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-
-
 # --- Pareto front -------------------------------------------------------------------------------------------------------
 
 
 def _metric(study: optuna.Study, trial: optuna.trial.FrozenTrial, name: str) -> float | None:
     """An objective's value if ``name`` is one, else the trial's user attribute."""
-    names = _metric_names(study)
+    names = metric_names(study)
     if name in names and trial.values:
         return trial.values[names.index(name)]
     value = trial.user_attrs.get(name)
     return float(value) if value is not None else None
-
-
-def _precisions(trial: optuna.trial.FrozenTrial) -> dict[str, str]:
-    a = trial.user_attrs
-    return a.get("precisions") or {name: layer["precision"] for name, layer in a.get("plan", {}).get("layers", {}).items()}
 
 
 def _hover(study: optuna.Study, trial: optuna.trial.FrozenTrial, reference_ms: float | None, on_front: bool) -> str:
@@ -193,7 +184,7 @@ def _hover(study: optuna.Study, trial: optuna.trial.FrozenTrial, reference_ms: f
         f"energy {number('energy_mj', 1, '.3f', ' mJ')}",
         f"size {number('size_bytes', 1 / 1024, '.1f', ' KB')}",
         f"MACs {number('macs', 1e-6, '.2f', ' M')}",
-        f"precisions {html.escape(precision_mix(_precisions(trial)))}",
+        f"precisions {html.escape(precision_mix(layer_precisions(trial.user_attrs)))}",
         f"mean prune {mean_prune(a.get('plan', {})):.2f}",
     ]
     if reference_ms and latency:
@@ -329,7 +320,7 @@ def _hypervolume_section(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fig = optuna.visualization.plot_hypervolume_history(study, point)
-    names = _metric_names(study)
+    names = metric_names(study)
     fig.update_traces(name="hypervolume", line={"color": "#4c72b0"})
     fig.update_layout(
         title=None,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError
-from search.report import mean_prune, uncompressed_trial
+from search.report import layer_precisions, mean_prune, metric_names, uncompressed_trial
 from search.study import check_storage, find_study, open_storage, pareto_front, rerun_of
 
 if TYPE_CHECKING:
@@ -77,15 +77,13 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     import pandas as pd
 
     frame = study.trials_dataframe(attrs=("number", "state", "values", "duration", "user_attrs"))
-    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    names = metric_names(study)
     rows = []
     trials = study.get_trials(deepcopy=False)
     reruns = rerun_of(trials)
     for trial, record in zip(trials, frame.to_dict("records"), strict=True):
         a = trial.user_attrs
-        precisions = list(a.get("precisions", {}).values()) or [
-            layer["precision"] for layer in a.get("plan", {}).get("layers", {}).values()
-        ]
+        precisions = list(layer_precisions(a).values())
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name, "baseline": a.get("baseline", "")}
         for i, name in enumerate(names):
             row[name] = trial.values[i] if trial.values else None

@@ -31,6 +31,18 @@ def precision_mix(precisions: dict[str, str]) -> str:
     return " / ".join(f"{p} {n}" for p, n in counts.items() if n)
 
 
+def metric_names(study: optuna.Study) -> list[str]:
+    """The study's objective names (``objective_N`` where none were set)."""
+    return study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+
+
+def layer_precisions(attrs: dict[str, Any]) -> dict[str, str]:
+    """Precision per compute layer of a trial: as read from its graph, else as its plan asked."""
+    return attrs.get("precisions") or {
+        name: layer["precision"] for name, layer in attrs.get("plan", {}).get("layers", {}).items()
+    }
+
+
 def mean_prune(plan: dict[str, Any]) -> float:
     """Mean prune ratio over the plan's layers."""
     ratios = [layer["prune_ratio"] for layer in plan.get("layers", {}).values()]
