@@ -336,7 +336,7 @@ def run_search(config: RunConfig, console: Console) -> int:
             "no candidate meets the budgets (--max-accuracy-drop / --latency-budget-ms); every trial is kept in the study"
         )
     else:
-        console.print(f"front: plan.yaml + model.onnx for {len(written)} points in {folder}")
+        console.print(f"front: plan.yaml, model.onnx and MODEL_CARD.md for {len(written)} points in {folder}")
     console.print(
         f"done in {time.time() - started:.0f} s; inspect with: "
         f"optuna best-trials --study-name {inputs.study_name} --storage {inputs.storage_url}"
