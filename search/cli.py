@@ -189,10 +189,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     """search report STUDY --out FILE.html: one self-contained HTML page (front, hypervolume, per-layer plans, trials)."""
     from pathlib import Path
 
-    from search.html_report import check_out_path, write_report
+    from search.html_report import write_report
 
     out = Path(args.out)
-    check_out_path(out)
     study = _study_of(args)
     write_report(study, out)
     print(f"wrote the report of '{study.study_name}' to {out} ({out.stat().st_size / 1024:.0f} KB)")

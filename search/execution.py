@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.study import objective_values, rerun_interrupted, rerun_of, set_constraints
+from search.study import fail_silent_trials, grace_period, objective_values, rerun_interrupted, rerun_of, set_constraints
 from search.trial import TrialJob, TrialOutcome, evaluate_candidate
 
 if TYPE_CHECKING:
@@ -47,8 +49,6 @@ def start_ray(workers: int, address: str | None) -> bool:
 
 def worker_label() -> str:
     """Where a task runs: host, Ray node and process."""
-    import socket
-
     import ray
 
     return f"{socket.gethostname()} node {ray.get_runtime_context().get_node_id()[:12]} pid {os.getpid()}"
@@ -58,6 +58,46 @@ def _remote_evaluate(job: TrialJob, state: dict) -> TrialOutcome:
     outcome = evaluate_candidate(job, state)
     outcome.worker = worker_label()
     return outcome
+
+
+class Heartbeats:
+    """Records a heartbeat for every trial in flight every ``interval`` seconds, from a background thread.
+
+    A thread, so that a slow step of the driver loop (a large result, a slow
+    database) never makes its own trials look abandoned.
+    """
+
+    def __init__(self, storage: Any, interval: float) -> None:
+        self._storage, self._interval = storage, interval
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat_all, name="trial-heartbeats", daemon=True)
+        self._thread.start()
+
+    def add(self, trial_id: int) -> None:
+        """Beat for ``trial_id`` now and from now on."""
+        self._storage.record_heartbeat(trial_id)
+        with self._lock:
+            self._ids.add(trial_id)
+
+    def remove(self, trial_id: int) -> None:
+        """Stop beating for ``trial_id``."""
+        with self._lock:
+            self._ids.discard(trial_id)
+
+    def stop(self) -> None:
+        """End the thread."""
+        self._stop.set()
+        self._thread.join(timeout=self._interval + 5)
+
+    def _beat_all(self) -> None:
+        while not self._stop.wait(self._interval):
+            with self._lock:
+                ids = list(self._ids)
+            for trial_id in ids:
+                with contextlib.suppress(Exception):  # a database hiccup: the next beat tries again
+                    self._storage.record_heartbeat(trial_id)
 
 
 @dataclass
@@ -100,13 +140,15 @@ class TrialLoop:
         state_ref = ray.put(self.state)
         pending: dict[Any, optuna.Trial] = {}
         driver = f"{socket.gethostname()} pid {os.getpid()}"
+        beats = Heartbeats(self.study._storage, self.heartbeat_s)  # type: ignore[attr-defined]
         try:
             while True:
                 fail_stale_trials(self.study)
+                fail_silent_trials(self.study, grace_period(self.heartbeat_s))
                 while len(pending) < self.workers and self.finished() + self._running_elsewhere(pending) + len(pending) < target:
                     trial = self.study.ask()
                     try:
-                        self._beat(trial)
+                        beats.add(trial._trial_id)
                         plan = self.space.suggest(trial)
                         trial.set_user_attr("plan", plan.to_dict())
                         trial.set_user_attr("driver", driver)
@@ -120,17 +162,24 @@ class TrialLoop:
                     time.sleep(self.heartbeat_s)  # other drivers' trials: running, or stale until their grace period ends
                     continue
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=self.heartbeat_s)
-                for trial in pending.values():
-                    self._beat(trial)
                 for ref in done:
-                    self._finish(pending[ref], ref)
-                    del pending[ref]
+                    trial = pending.pop(ref)
+                    try:
+                        self._finish(trial, ref)
+                    except BaseException:
+                        self._fail_and_rerun(trial, INTERRUPTED)
+                        raise
+                    finally:
+                        beats.remove(trial._trial_id)
                     on_update()
         except BaseException:
             for ref, trial in pending.items():
-                ray.cancel(ref, force=True)
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
                 self._fail_and_rerun(trial, INTERRUPTED)
             raise
+        finally:
+            beats.stop()
 
     def finished(self) -> int:
         """Trials that completed or failed, not counting interrupted ones that were queued to run again."""
@@ -147,10 +196,16 @@ class TrialLoop:
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         return sum(t.number not in mine for t in running)
 
-    def _beat(self, trial: optuna.Trial) -> None:
-        self.study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
-
     def _finish(self, trial: optuna.Trial, ref: Any) -> None:
+        """Record a trial's outcome, unless a stale check failed the trial meanwhile (then it was queued again)."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        if not self._running(trial):
+            return
+        with contextlib.suppress(UpdateFinishedTrialError):
+            self._record(trial, ref)
+
+    def _record(self, trial: optuna.Trial, ref: Any) -> None:
         import ray
         from optuna.trial import TrialState
 
@@ -163,7 +218,7 @@ class TrialLoop:
             trial.set_user_attr("worker", outcome.worker)
         if outcome.error:
             trial.set_user_attr("fail_reason", outcome.error)
-            self.study.tell(trial, state=TrialState.FAIL)
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             return
         path = (self.artifacts / f"{trial.number:05d}.onnx").resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,13 +229,22 @@ class TrialLoop:
             trial.set_user_attr(key, value)
         b = self.budgets
         set_constraints(trial, outcome.metrics, b.reference_top1, b.max_accuracy_drop, b.latency_budget_ms)
-        self.study.tell(trial, objective_values(self.objectives, outcome.metrics))
+        self.study.tell(trial, objective_values(self.objectives, outcome.metrics), skip_if_finished=True)
 
-    def _fail_and_rerun(self, trial: optuna.Trial, reason: str) -> None:
-        """Fail a trial this driver stopped with ``reason`` and queue it to run again (unless it was told already)."""
+    def _running(self, trial: optuna.Trial) -> bool:
         from optuna.trial import TrialState
 
-        if self.study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:  # type: ignore[attr-defined]
-            return
-        trial.set_user_attr("fail_reason", reason)
-        rerun_interrupted(self.study, self.study.tell(trial, state=TrialState.FAIL))
+        return self.study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING  # type: ignore[attr-defined]
+
+    def _fail_and_rerun(self, trial: optuna.Trial, reason: str) -> None:
+        """Fail a trial this driver stopped with ``reason`` and queue it to run again (unless it is finished already)."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        try:
+            if not self._running(trial):
+                return
+            trial.set_user_attr("fail_reason", reason)
+            rerun_interrupted(self.study, self.study.tell(trial, state=TrialState.FAIL))
+        except (UpdateFinishedTrialError, ValueError):  # ValueError: tell() of a trial finished meanwhile
+            pass  # another driver's stale check failed it in between, and queued it again

@@ -94,17 +94,23 @@ def export_trials(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], o
     return written
 
 
-def export_front(study: optuna.Study, out_dir: Path) -> list[Path]:
-    """Replace ``out_dir`` with the current front (one folder per member); empty front, no folder."""
+def export_front(study: optuna.Study, out_dir: Path) -> tuple[list[Path], list[int]]:
+    """Replace ``out_dir`` with the current front (one folder per member whose graph is on this machine).
+
+    Returns the folders written and the numbers of front trials whose graph is
+    on another machine (they ran there).
+    """
     staging = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    front = pareto_front(study)
+    members = pareto_front(study)
+    front = [t for t in members if Path(t.user_attrs["onnx"]).is_file()]
+    elsewhere = [t.number for t in members if not Path(t.user_attrs["onnx"]).is_file()]
     for trial in front:
         write_trial(study, trial, staging / f"trial_{trial.number:05d}")
     shutil.rmtree(out_dir, ignore_errors=True)
     if staging.exists():
         staging.replace(out_dir)
-    return [out_dir / f"trial_{t.number:05d}" for t in front]
+    return [out_dir / f"trial_{t.number:05d}" for t in front], elsewhere
 
 
 def reproduce_command(source: dict[str, Any]) -> str:
@@ -113,7 +119,7 @@ def reproduce_command(source: dict[str, Any]) -> str:
     if source.get("checkpoint"):
         args += ["--checkpoint", str(source["checkpoint"])]
     args += ["--data", str(source["data"]), "--input-size", str(source["input_size"]), "--hw", str(source["hw"])]
-    return shlex.join([*args, "--out", "model.onnx"])
+    return shlex.join([*args, "--out", "rebuilt.onnx"])
 
 
 def layer_estimate(graph_path: str, hw: str) -> tuple[Estimate, int]:
@@ -129,7 +135,7 @@ def layer_estimate(graph_path: str, hw: str) -> tuple[Estimate, int]:
 
 def model_card(study: optuna.Study, trial: optuna.trial.FrozenTrial, source: dict[str, Any]) -> str:
     """The Markdown model card of a trial: source, data, profile, test metrics, per-layer table, reproduce command."""
-    from search.report import precision_mix, uncompressed_trial
+    from search.report import layer_precisions, precision_mix, uncompressed_trial
 
     a = trial.user_attrs
     size = source["input_size"]
@@ -141,7 +147,7 @@ def model_card(study: optuna.Study, trial: optuna.trial.FrozenTrial, source: dic
         f"- Source model: `{source['model']}`, checkpoint `{source['checkpoint']}` (sha256 `{source['checkpoint_sha256']}`)",
         f"- Data: `{source['data']}` at {size}x{size} px, split seed {a['plan']['recipe']['seed']}",
         f"- Hardware profile: `{source['hw']}`, version {source['profile_version']} when searched",
-        f"- Precisions: {precision_mix(a.get('precisions', {}))}; recipe: {a['plan']['recipe']}",
+        f"- Precisions: {precision_mix(layer_precisions(a))}; recipe: {a['plan']['recipe']}",
         "",
         "## Metrics",
         "",

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import UserError
+from search.replay import check_out_file
 from search.report import layer_precisions, mean_prune, metric_names, precision_mix, uncompressed_trial
 from search.study import pareto_front
 
@@ -45,17 +45,9 @@ table.trials tbody tr:nth-child(even) { background: #fafafa; }
 """
 
 
-def check_out_path(out: Path) -> None:
-    """Refuse an ``--out`` that is a folder or whose folder does not exist (one line: problem and fix)."""
-    if out.is_dir():
-        raise UserError(f"--out '{out}' is a folder: pass a file name such as {out / 'report.html'}")
-    if not out.parent.is_dir():
-        raise UserError(f"--out '{out}': folder '{out.parent}' does not exist: create it or write the report elsewhere")
-
-
 def write_report(study: optuna.Study, out: Path) -> Path:
     """Write the report of ``study`` to ``out`` atomically (a temporary file beside it, then a rename); returns ``out``."""
-    check_out_path(out)
+    check_out_file(out, "report.html")
     page = build_report(study)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError
 from search.report import layer_precisions, mean_prune, metric_names, uncompressed_trial
-from search.study import check_storage, find_study, open_storage, pareto_front, rerun_of
+from search.study import check_storage, find_study, open_storage, pareto_front, redact, rerun_of
 
 if TYPE_CHECKING:
     import optuna
@@ -22,14 +22,22 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def open_existing_storage(url: str) -> optuna.storages.BaseStorage:
-    """The storage at ``url``, refusing a SQLite file that does not exist (opening would create it)."""
+    """The storage at ``url``, opened without creating anything: it must already hold an Optuna study database."""
+    from sqlalchemy import create_engine, inspect
     from sqlalchemy.engine import make_url
 
     check_storage(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
         raise UserError(f"no study database at '{url}': run `search run` first or pass --storage URL of an existing one")
-    return open_storage(url)
+    engine = create_engine(url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    if not {"studies", "trials", "version_info"} <= tables:
+        raise UserError(f"'{redact(url)}' holds no Optuna study database: pass the --storage URL that `search run` used")
+    return open_storage(url, create=False)
 
 
 def load_existing_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:

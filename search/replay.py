@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError
+
+if TYPE_CHECKING:
+    from spaces.plan import CompressionPlan
 
 
 @dataclass
@@ -24,7 +27,7 @@ class ApplyConfig:
     threads: int = 1
 
 
-def read_plan(path: str) -> tuple[Any, dict[str, Any]]:
+def read_plan(path: str) -> tuple[CompressionPlan, dict[str, Any]]:
     """The plan in ``path`` and its ``source`` section; one-line errors for a missing file or a malformed plan."""
     import yaml
 
@@ -46,11 +49,11 @@ def read_plan(path: str) -> tuple[Any, dict[str, Any]]:
     return plan, source if isinstance(source, dict) else {}
 
 
-def check_out(out: str) -> Path:
-    """``--out`` as a path whose folder exists and which is not a folder itself."""
+def check_out_file(out: str | Path, example: str) -> Path:
+    """``--out`` as a file path whose folder exists and which is not a folder itself (``example``: a file name to suggest)."""
     path = Path(out)
     if path.is_dir():
-        raise UserError(f"--out '{out}' is a folder: pass a file name such as model.onnx")
+        raise UserError(f"--out '{out}' is a folder: pass a file name such as {path / example}")
     if not path.parent.is_dir():
         raise UserError(f"--out '{out}': folder '{path.parent}' does not exist: create it first")
     return path
@@ -76,7 +79,11 @@ def apply_plan(config: ApplyConfig) -> dict[str, Any]:
         raise UserError(
             f"plan '{config.plan}' was made for model '{source['model']}', not '{config.model}': pass --model {source['model']}"
         )
-    out = check_out(config.out)
+    if config.threads < 1:
+        raise UserError("--threads must be at least 1")
+    if config.input_size is not None and config.input_size < 8:
+        raise UserError("--input-size must be at least 8")
+    out = check_out_file(config.out, "model.onnx")
     hw = config.hw or source.get("hw") or "pixel7"
     profile, _, unit_name = load_profile(hw)
     data = parse_data(

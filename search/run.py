@@ -158,6 +158,16 @@ def find_existing_study(inputs: Inputs) -> optuna.Study | None:
     return study
 
 
+def check_same_weights(study: optuna.Study, sha256: str) -> None:
+    """Refuse to add trials of other uncompressed weights to ``study``."""
+    recorded = study.user_attrs.get("checkpoint_sha256")
+    if recorded and recorded != sha256:
+        raise UserError(
+            f"study '{study.study_name}' compresses other weights (checkpoint sha256 {recorded[:12]}..., this run "
+            f"{sha256[:12]}...): pass --checkpoint {study.user_attrs.get('checkpoint')} (a copy of it on this machine)"
+        )
+
+
 def prepare(inputs: Inputs, console: Console) -> Prepared:
     """Load or train the baseline, analyse the model into a space, measure its FP32 ONNX accuracy."""
     import torch
@@ -225,18 +235,15 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
     config, space = inputs.config, prepared.space
     population = config.population or max(8, min(50, config.trials // 3))
     sampler = make_sampler(config.sampler, config.seed, population)
+    if existing is not None:  # one heartbeat per study: every driver must judge abandoned trials alike
+        config.heartbeat = existing.user_attrs.get("heartbeat_s", config.heartbeat)
     storage = open_storage(inputs.storage_url, config.heartbeat)
     if existing is not None:
         if existing.user_attrs.get("space_signature") != space.signature():
             raise UserError(
                 f"study '{inputs.study_name}' searched another space (different layers or choices): use another --study-name"
             )
-        if existing.user_attrs.get("checkpoint_sha256") != prepared.baseline.sha256:
-            raise UserError(
-                f"study '{inputs.study_name}' compresses other weights (checkpoint sha256 "
-                f"{str(existing.user_attrs.get('checkpoint_sha256'))[:12]}..., this run {prepared.baseline.sha256[:12]}...): "
-                f"pass --checkpoint {existing.user_attrs.get('checkpoint')} (a copy of it on this machine)"
-            )
+        check_same_weights(existing, prepared.baseline.sha256)
         return optuna.load_study(study_name=inputs.study_name, storage=storage, sampler=sampler)
     details = {
         "checkpoint": prepared.baseline.source,
@@ -244,6 +251,7 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
         "num_classes": prepared.splits.num_classes,
         "profile_version": inputs.profile.version,
         "space_signature": space.signature(),
+        "heartbeat_s": config.heartbeat,
         "recipe": asdict(space.recipe),
         "sampler": config.sampler,
         "reference_val_top1": prepared.reference["val_top1"],
@@ -324,13 +332,19 @@ def run_search(config: RunConfig, console: Console) -> int:
     started = time.time()
     inputs = resolve_inputs(config)
     existing = find_existing_study(inputs)
+    if existing is not None and config.checkpoint:  # before minutes of preparation
+        from search.baseline import file_sha256
+
+        check_same_weights(existing, file_sha256(Path(config.checkpoint)))
     prepared = prepare(inputs, console)
     study = open_study(inputs, prepared, existing)
     console.print(f"study '{inputs.study_name}' in {inputs.storage_url}")
     run_trials(inputs, prepared, study, console)
     print_front(console, study, inputs.hw)
     folder = inputs.run_dir / safe_name(inputs.study_name) / "front"
-    written = export_front(study, folder)
+    written, elsewhere = export_front(study, folder)
+    if elsewhere:
+        console.print(f"front trials {elsewhere} ran on other machines: export them there (`search export --trial N`)")
     if not pareto_front(study):
         console.print(
             "no candidate meets the budgets (--max-accuracy-drop / --latency-budget-ms); every trial is kept in the study"

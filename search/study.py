@@ -20,7 +20,6 @@ OBJECTIVES: dict[str, tuple[Literal["minimize", "maximize"], str, float]] = {
 }
 METRIC_NAMES = {"accuracy": "accuracy", "latency": "latency_ms", "energy": "energy_mj", "size": "size_bytes"}
 SAMPLERS = ("nsga2", "tpe", "random")
-IDENTITY_KEYS = ("model", "data", "input_size", "hw", "objectives")
 
 
 def parse_objectives(text: str) -> list[str]:
@@ -106,16 +105,55 @@ MAX_RERUNS = 2  # a candidate that took its driver down three times is left fail
 def rerun_interrupted(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Queue a trial whose driver stopped (heartbeat lost or interrupted) to run again with the same parameters.
 
-    Optuna's RetryFailedTrialCallback, carrying only :data:`CARRIED_ATTRS`; the
-    rerun records the original's number (system attribute ``failed_trial``).
+    Optuna's RetryHeartbeatStaleTrialCallback, carrying only :data:`CARRIED_ATTRS`;
+    the rerun records the original's number (system attribute ``failed_trial``).
     """
     import copy
 
-    from optuna.storages import RetryFailedTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     clean = copy.deepcopy(trial)
     clean.user_attrs = {k: v for k, v in trial.user_attrs.items() if k in CARRIED_ATTRS}
-    RetryFailedTrialCallback(max_retry=MAX_RERUNS)(study, clean)
+    RetryHeartbeatStaleTrialCallback(max_retry=MAX_RERUNS)(study, clean)
+
+
+def fail_silent_trials(study: optuna.Study, grace_s: float) -> None:
+    """Fail and queue again the RUNNING trials that never got a heartbeat and started more than ``grace_s`` ago.
+
+    Their driver died between creating the trial and its first heartbeat;
+    Optuna's stale check (``fail_stale_trials``) only looks at trials with one.
+    """
+    from datetime import datetime, timedelta
+
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    old = datetime.now() - timedelta(seconds=grace_s)
+    running = {
+        t._trial_id: t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t.datetime_start and t.datetime_start < old
+    }
+    if not running:
+        return
+    session = storage.scoped_session()  # type: ignore[attr-defined]
+    try:
+        beating = {
+            row.trial_id
+            for row in session.query(models.TrialHeartbeatModel.trial_id).filter(
+                models.TrialHeartbeatModel.trial_id.in_(list(running))
+            )
+        }
+    finally:
+        session.close()
+    for trial_id in set(running) - beating:
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                rerun_interrupted(study, storage.get_trial(trial_id))
+        except UpdateFinishedTrialError:
+            pass  # another driver got there first
 
 
 def rerun_of(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
@@ -123,8 +161,10 @@ def rerun_of(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:
     return {t.system_attrs["retry_history"][-1]: t.number for t in trials if t.system_attrs.get("retry_history")}
 
 
-def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.BaseStorage:
+def open_storage(url: str, heartbeat_s: int | None = None, create: bool = True) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage for ``url`` (checked first with :func:`check_storage`).
+
+    With ``create`` False, Optuna's tables are not created (the caller checked they exist).
 
     With ``heartbeat_s``, running trials carry a heartbeat; a trial whose
     heartbeat is older than three intervals (its driver was killed) is failed
@@ -135,10 +175,19 @@ def open_storage(url: str, heartbeat_s: int | None = None) -> optuna.storages.Ba
     quiet_optuna()
     check_storage(url)
     if heartbeat_s is None:
-        return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(url, skip_table_creation=not create)
     return optuna.storages.RDBStorage(
-        url, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s, heartbeat_stale_trial_callback=rerun_interrupted
+        url,
+        heartbeat_interval=heartbeat_s,
+        grace_period=grace_period(heartbeat_s),
+        heartbeat_stale_trial_callback=rerun_interrupted,
+        skip_table_creation=not create,
     )
+
+
+def grace_period(heartbeat_s: int) -> int:
+    """Seconds without a heartbeat after which a running trial counts as abandoned."""
+    return 3 * heartbeat_s
 
 
 def make_sampler(name: str, seed: int, population: int) -> optuna.samplers.BaseSampler:

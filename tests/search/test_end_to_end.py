@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -218,9 +219,23 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_database_alone(run_dir, tmp
         (("apply", str(stripped), "--model", "hl_cnn", "--checkpoint", str(other), "--out", str(tmp_path / "x.onnx")), "not fit"),
         (("apply", str(corrupt), "--model", "small_cnn", "--out", str(tmp_path / "x.onnx")), "is not valid YAML"),
     ]
+    foreign = tmp_path / "foreign.db"  # a SQLite file of something else: not to be turned into a study database
+    sqlite3.connect(foreign).execute("create table notes (text)").connection.commit()
+    foreign_bytes = foreign.read_bytes()
+    cases.append((("studies", "--storage", f"sqlite:///{foreign}"), "holds no Optuna study database"))
     for args, message in cases:
         result = run_cli(*args)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert foreign.read_bytes() == foreign_bytes
+    # and the commands that succeed only read
+    for args in (
+        ("studies",),
+        ("show", STUDY),
+        ("pareto", STUDY),
+        ("report", STUDY, "--out", str(tmp_path / "report.html")),
+        ("export", STUDY, "--pareto", "--out", str(tmp_path / "front")),
+    ):
+        assert run_cli(*args, "--run-dir", str(run_dir)).returncode == 0, args
     assert _db_digest(run_dir) == before
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith("x")]  # nothing half-written
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("x")]  # nothing half-written by the failures
