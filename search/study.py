@@ -130,6 +130,7 @@ def fail_silent_trials(study: optuna.Study, grace_s: float) -> None:
     from optuna.trial import TrialState
 
     storage = study._storage
+    database: Any = getattr(storage, "_backend", storage)  # the RDBStorage under Optuna's in-process cache
     old = datetime.now() - timedelta(seconds=grace_s)
     running = {
         t._trial_id: t
@@ -138,7 +139,7 @@ def fail_silent_trials(study: optuna.Study, grace_s: float) -> None:
     }
     if not running:
         return
-    session = storage.scoped_session()  # type: ignore[attr-defined]
+    session = database.scoped_session()
     try:
         beating = {
             row.trial_id

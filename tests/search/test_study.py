@@ -44,3 +44,25 @@ def test_constraints_feasibility():
     assert values["constraints:accuracy_drop"] == pytest.approx(0.5)
     assert values["constraints:latency_ms"] == pytest.approx(1.0)
     assert study.best_trials == []  # infeasible trials are not on the front
+
+
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_queued_again(tmp_path):
+    import time
+
+    from optuna.trial import TrialState
+
+    from search.study import fail_silent_trials, open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_s=1)
+    study = optuna.create_study(storage=storage, study_name="s", directions=["maximize", "minimize"])
+    silent = study.ask()  # its driver died before the first heartbeat
+    silent.suggest_float("x", 0, 1)
+    beating = study.ask()
+    storage.record_heartbeat(beating._trial_id)
+    time.sleep(0.1)
+    fail_silent_trials(study, grace_s=0.05)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
+    assert trials[2].params == trials[0].params and trials[2].system_attrs["failed_trial"] == silent.number
+    fail_silent_trials(study, grace_s=0.05)  # once only
+    assert len(study.get_trials()) == 3
