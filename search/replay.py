@@ -29,24 +29,14 @@ class ApplyConfig:
 
 def read_plan(path: str) -> tuple[CompressionPlan, dict[str, Any]]:
     """The plan in ``path`` and its ``source`` section; one-line errors for a missing file or a malformed plan."""
-    import yaml
-
     from spaces.plan import CompressionPlan, PlanError
 
-    file = Path(path)
-    if not file.is_file():
+    if not Path(path).is_file():
         raise UserError(f"plan '{path}' not found: pass a plan.yaml written by `search export` or `search run`")
     try:
-        data = yaml.safe_load(file.read_text())
-        plan = CompressionPlan.from_dict(data)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"plan '{path}' is not valid YAML{where}: fix the file or export it again") from None
+        return CompressionPlan.read_yaml(path)
     except PlanError as exc:
-        raise UserError(f"plan '{path}' is malformed ({exc}): fix the file or export it again") from None
-    source = data.get("source") or {}
-    return plan, source if isinstance(source, dict) else {}
+        raise UserError(f"plan '{path}': {exc}: fix the file or export it again") from None
 
 
 def check_out_file(out: str | Path, example: str) -> Path:

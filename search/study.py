@@ -133,7 +133,7 @@ def fail_silent_trials(study: optuna.Study, grace_s: float) -> None:
     database: Any = getattr(storage, "_backend", storage)  # the RDBStorage under Optuna's in-process cache
     old = datetime.now() - timedelta(seconds=grace_s)
     running = {
-        t._trial_id: t
+        t._trial_id
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if t.datetime_start and t.datetime_start < old
     }
@@ -149,7 +149,7 @@ def fail_silent_trials(study: optuna.Study, grace_s: float) -> None:
         }
     finally:
         session.close()
-    for trial_id in set(running) - beating:
+    for trial_id in running - beating:
         try:
             if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 rerun_interrupted(study, storage.get_trial(trial_id))

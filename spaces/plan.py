@@ -86,12 +86,15 @@ class CompressionPlan:
         Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> CompressionPlan:
-        """Read a plan written by :meth:`to_yaml` (``yaml.safe_load``)."""
+    def read_yaml(cls, path: str | Path) -> tuple[CompressionPlan, dict[str, Any]]:
+        """Read a plan written by :meth:`to_yaml` (``yaml.safe_load``): the plan and its ``source`` section."""
         import yaml
 
         try:
             data = yaml.safe_load(Path(path).read_text())
         except yaml.YAMLError as exc:
-            raise PlanError(f"plan '{path}' is not valid YAML ({exc.__class__.__name__})") from None
-        return cls.from_dict(data)
+            mark = getattr(exc, "problem_mark", None)
+            raise PlanError(f"the file is not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+        plan = cls.from_dict(data)
+        source = data.get("source")
+        return plan, source if isinstance(source, dict) else {}

@@ -15,6 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search.execution import INTERRUPTED
 from search.study import objective_values, rerun_interrupted, set_constraints
 from spaces.plan import CompressionPlan, LayerPlan, Recipe
 from spaces.space import PRECISION_PREFIX, PRUNE_PREFIX
@@ -25,7 +26,6 @@ pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is not installe
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
 NAN_LOSS = "RuntimeError: NaN loss <in fine-tune>"  # the failed trial test_report adds
-INTERRUPTED = "interrupted: the driver stopped before this trial finished"
 RERUN_PARAMS = {"stem": (0.25, "int8"), "stage1.conv": (0.25, "int8"), "stage2.conv": (0.375, "fp16"), "fc": (0.0, "fp32")}
 RERUN_METRICS = {"val_top1": 0.975, "latency_ms": 0.4, "energy_mj": 0.8, "size_bytes": 90_000}  # on the front
 

@@ -9,8 +9,8 @@ def test_yaml_round_trip(tmp_path):
     plan = CompressionPlan({"a": LayerPlan(0.25, "int8"), "b": LayerPlan(0.0, "fp16")}, Recipe(finetune_epochs=1, seed=3))
     path = tmp_path / "plan.yaml"
     plan.to_yaml(path, source={"model": "small_cnn"})
-    again = CompressionPlan.from_yaml(path)
-    assert again == plan
+    again, source = CompressionPlan.read_yaml(path)
+    assert again == plan and source == {"model": "small_cnn"}
     assert again.layers_in("int8") == ["a"]
     assert again.precision_of("unknown") == "fp32"
 
@@ -30,4 +30,4 @@ def test_malformed_plans_raise(tmp_path, text, message):
     path = tmp_path / "plan.yaml"
     path.write_text(text)
     with pytest.raises(PlanError, match=message.replace("[", r"\[").replace(")", r"\)")):
-        CompressionPlan.from_yaml(path)
+        CompressionPlan.read_yaml(path)
