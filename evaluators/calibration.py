@@ -45,6 +45,7 @@ FITTABLE = (
     "inference_overhead_us",
     "thread_efficiency",
     "thread_sync_us",
+    "memory_overlap",
 )
 
 
@@ -70,8 +71,10 @@ class FitResult:
 
 
 def bounds(path: str) -> tuple[float, float]:
-    """Physically sensible range of a fitted parameter: shares of peak stay below 1.5, rates and times positive."""
+    """Sensible range of a fitted parameter: shares of peak below 1.5, the overlap share up to 1, rates and times positive."""
     head = path.split(".")[0]
+    if head == "memory_overlap":
+        return 1e-3, 1.0
     if "efficiency" in head:
         return 1e-3, 1.5
     if head in ("overhead_us", "switch_overhead_us", "inference_overhead_us", "thread_sync_us"):
@@ -91,6 +94,8 @@ def get_value(unit: Unit, path: str) -> float:
         return unit.op_factor(op_type, precision or "fp32")  # type: ignore[arg-type]
     if parts[0] == "unaligned_efficiency" and parts[1] not in unit.unaligned_efficiency:
         return 0.8
+    if parts[0] == "memory_overlap":
+        return unit.overlap()
     if parts[0] == "kind_efficiency":
         return unit.efficiency("fp32" if "fp32" in unit.precisions else unit.precisions[0], parts[1])  # type: ignore[arg-type]
     node: Any = unit

@@ -1,6 +1,7 @@
 """Per-layer latency and energy of a graph on one compute unit of a hardware profile (roofline + overheads).
 
-For each op: ``overhead + max(compute time, memory time)``, where compute time
+For each op: ``overhead + max(compute time, memory time)`` (plus the share of the
+shorter one the unit cannot overlap, ``1 - memory_overlap``), where compute time
 is MACs over the unit's throughput for the op's precision and kind (vector ops
 over its vector throughput), and memory time is the bytes the op reads and
 writes over the cache bandwidth when they fit in the cache, else the DRAM
@@ -211,9 +212,10 @@ class CostModel:
         compute_s /= unit.op_factor(op.op_type, precision) * self._speedup(where.unit)
         memory_s = nbytes / self._bandwidth(unit, nbytes)
         overhead_s = self._overhead_s(where.unit, unit.overhead_us.value)
-        seconds = overhead_s + max(compute_s, memory_s)
+        busy_s = max(compute_s, memory_s) + (1 - unit.overlap()) * min(compute_s, memory_s)
+        seconds = overhead_s + busy_s
         bound = "compute" if compute_s >= memory_s else "memory"
-        if overhead_s > max(compute_s, memory_s):
+        if overhead_s > busy_s:
             bound = "overhead"
         energy_j = (
             work * unit.energy.pj_per_mac[precision].value * 1e-12

@@ -65,6 +65,9 @@ class Unit(_Strict):
     overhead_us: Sourced
     switch_overhead_us: Sourced
     inference_overhead_us: Sourced | None = None
+    # Share of an op's shorter time (compute or memory) hidden behind its longer one: 1 is the roofline's
+    # max(compute, memory), 0 adds them (kernels that load, then compute, with nothing to overlap). 1 if absent.
+    memory_overlap: Sourced | None = None
     fused_ops: list[str] = Field(default_factory=lambda: ["Relu", "Clip"])
     # Ops the runtime elides, e.g. Concat written in place into slices of its output (XNNPACK, TensorRT).
     free_ops: list[str] = Field(default_factory=list)
@@ -93,6 +96,10 @@ class Unit(_Strict):
         size = max(1, round(block.value))
         return penalty.value ** sum(1 for c in channels if c % size)
 
+    def overlap(self) -> float:
+        """Share of the shorter of an op's compute and memory time that overlaps the longer (1 unless given)."""
+        return self.memory_overlap.value if self.memory_overlap is not None else 1.0
+
     def op_factor(self, op_type: str, precision: Precision) -> float:
         """Efficiency multiplier for one op type (1 unless the profile singles it out)."""
         entry = self.op_efficiency.get(f"{op_type}:{precision}") or self.op_efficiency.get(op_type)
@@ -113,6 +120,8 @@ class Unit(_Strict):
         lacking = set(CORE_KINDS) - set(self.kind_efficiency)
         if lacking:
             raise ValueError(f"kind_efficiency must give each of {', '.join(CORE_KINDS)} (lacks {', '.join(sorted(lacking))})")
+        if self.overlap() > 1:
+            raise ValueError(f"memory_overlap {self.overlap():g} is a share: it must lie between 0 and 1")
         if self.threads > self.max_threads:
             raise ValueError(f"threads {self.threads} exceeds max_threads {self.max_threads}")
         return self

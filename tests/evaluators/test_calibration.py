@@ -7,11 +7,12 @@ from evaluators.calibration import Sample, fit, get_value, predict, with_values
 from evaluators.cost_model import CostModel
 from evaluators.graph import read_graph
 from hw_profiles import load_profile
-from spaces.onnx_export import export_onnx
+from spaces.fp16 import convert_layers_fp16
+from spaces.onnx_export import compute_node_names, export_onnx
 
 
-def _graphs():
-    """Graphs of different balance: compute-heavy convs, a thin stack (overhead-heavy), a wide one."""
+def _models():
+    """ONNX graphs of different balance: compute-heavy convs, a thin stack (overhead-heavy), a wide one."""
     shapes = [(3, 64, 32), (3, 16, 16), (3, 128, 24), (3, 8, 8)]
     out = []
     for cin, width, size in shapes:
@@ -22,8 +23,13 @@ def _graphs():
             torch.nn.ReLU(),
             torch.nn.Conv2d(width, width, 1),
         ).eval()
-        out.append(read_graph(export_onnx(model, size)))
+        out.append(export_onnx(model, size))
     return out
+
+
+def _graphs():
+    """The graphs of :func:`_models` as the cost model reads them."""
+    return [read_graph(g) for g in _models()]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -50,6 +56,17 @@ def test_per_op_fit_recovers_known_parameters():
     start = with_values(unit, {"gmacs.fp32": 5.0, "vector_gops.fp32": 40.0}, "start")
     result = fit(start, samples, ["gmacs.fp32", "vector_gops.fp32"], "fit", per_op=True)
     assert get_value(result.unit, "gmacs.fp32") == pytest.approx(25.0, rel=0.01)
+
+
+def test_fit_recovers_memory_overlap():
+    _, unit, _ = load_profile("pixel7:gpu")
+    truth = with_values(unit, {"gmacs.fp16": 40.0, "memory_overlap": 0.3, "overhead_us": 5.0}, "truth")
+    graphs = [read_graph(convert_layers_fp16(g, compute_node_names(g))) for g in _models()]
+    samples = [Sample(g, predict(truth, Sample(g, 1.0))) for g in graphs]
+    start = with_values(unit, {"gmacs.fp16": 100.0, "memory_overlap": 0.9, "overhead_us": 5.0}, "start")
+    result = fit(start, samples, ["gmacs.fp16", "memory_overlap"], "fit")
+    assert get_value(result.unit, "gmacs.fp16") == pytest.approx(40.0, rel=0.01)
+    assert get_value(result.unit, "memory_overlap") == pytest.approx(0.3, abs=0.01)
 
 
 def test_unknown_parameter_is_refused():

@@ -7,6 +7,7 @@ import torch
 from evaluators.cost_model import CostModel
 from evaluators.graph import read_graph
 from hw_profiles import load_profile
+from hw_profiles.schema import Sourced
 from spaces.fp16 import convert_layers_fp16
 from spaces.onnx_export import compute_node_names, export_onnx
 from spaces.quantize import quantize_int8
@@ -72,3 +73,20 @@ def test_unsupported_precision_raises(pixel7_cpu):
     fp16 = read_graph(convert_layers_fp16(export_onnx(model, 8), ["0"]))
     with pytest.raises(ValueError, match="does not support"):
         CostModel(unit).estimate(fp16)
+
+
+def test_memory_overlap_chooses_between_roofline_max_and_sum(pixel7_cpu):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.Conv2d(64, 64, 3, padding=1)).eval()
+    graph = read_graph(export_onnx(model, 32))
+
+    def conv_rows(overlap: float | None) -> list:
+        update = {"memory_overlap": None if overlap is None else Sourced(value=overlap, source="test")}
+        return [row for row in CostModel(pixel7_cpu.model_copy(update=update)).estimate(graph).layers if row.op_type == "Conv"]
+
+    roofline, hidden, added, half = conv_rows(None), conv_rows(1.0), conv_rows(0.0), conv_rows(0.5)
+    assert [r.ms for r in hidden] == [r.ms for r in roofline]  # absent: the roofline's max(compute, memory)
+    for max_row, sum_row, half_row in zip(roofline, added, half, strict=True):
+        assert max_row.bound == "compute" and max_row.bytes <= pixel7_cpu.cache_kb.value * 1024
+        memory_ms = max_row.bytes / (pixel7_cpu.cache_gbs.value * 1e9) * 1e3
+        assert sum_row.ms == pytest.approx(max_row.ms + memory_ms)  # overlap 0: memory time adds to compute
+        assert half_row.ms == pytest.approx(max_row.ms + memory_ms / 2)

@@ -31,6 +31,10 @@ def _write(tmp_path, mutate):
         (lambda d: d["units"]["cpu"].update(precisions=["fp32", "int4"]), "precisions"),
         (lambda d: d["units"]["cpu"].update(precisions=["fp32", "int8"]), "gmacs has fp16, which the unit does not run"),
         (lambda d: d.update(default_unit="npu"), "default_unit 'npu' is not one of the units"),
+        (
+            lambda d: d["units"]["gpu"]["memory_overlap"].update(value=1.5),
+            "memory_overlap 1.5 is a share: it must lie between 0 and 1",
+        ),
     ],
 )
 def test_schema_errors_are_one_clear_line(tmp_path, mutate, message):
