@@ -67,7 +67,7 @@ def cmd_hw_show(args: argparse.Namespace) -> int:
             f"\n[bold]unit {unit_name}[/bold]{' (default)' if unit_name == profile.default_unit else ''}: "
             f"{unit.description}; runtime {unit.runtime}; precisions {', '.join(unit.precisions)}"
         )
-        for key, value in unit.model_dump().items():
+        for key, value in unit.model_dump(exclude_none=True).items():
             if key not in ("description", "runtime", "precisions"):
                 console.print(f"  {key}: {value}")
     console.print("\n[bold]sources[/bold]")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from evaluators.cost_model import CostModel
+from evaluators.cost_model import CostModel, LayerCost
 from evaluators.graph import read_graph
 from hw_profiles import load_profile
 from hw_profiles.schema import Sourced
@@ -79,7 +79,7 @@ def test_memory_overlap_chooses_between_roofline_max_and_sum(pixel7_cpu):
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.Conv2d(64, 64, 3, padding=1)).eval()
     graph = read_graph(export_onnx(model, 32))
 
-    def conv_rows(overlap: float | None) -> list:
+    def conv_rows(overlap: float | None) -> list[LayerCost]:
         update = {"memory_overlap": None if overlap is None else Sourced(value=overlap, source="test")}
         return [row for row in CostModel(pixel7_cpu.model_copy(update=update)).estimate(graph).layers if row.op_type == "Conv"]
 
@@ -90,3 +90,4 @@ def test_memory_overlap_chooses_between_roofline_max_and_sum(pixel7_cpu):
         memory_ms = max_row.bytes / (pixel7_cpu.cache_gbs.value * 1e9) * 1e3
         assert sum_row.ms == pytest.approx(max_row.ms + memory_ms)  # overlap 0: memory time adds to compute
         assert half_row.ms == pytest.approx(max_row.ms + memory_ms / 2)
+        assert sum_row.mj == pytest.approx(max_row.mj + pixel7_cpu.energy.static_w.value * memory_ms)  # busy power
