@@ -113,19 +113,19 @@ class CostModel:
                     self.main,
                 )
             )
+        outside = Placement("fp32", self.main)  # the graph's inputs and outputs: FP32 on the main unit
         for i, op in enumerate(graph.ops):
             here = placements[i]
             for producer, elems in zip(op.inputs, op.input_sizes, strict=True):
-                source = placements[producer] if producer >= 0 else Placement("fp32", self.main)
+                source = placements[producer] if producer >= 0 else outside
                 if (source.precision, source.unit) != (here.precision, here.unit) and not self._explicit(graph, source, here):
                     rows.append(self._convert(f"{op.name}/input", source, here, elems))
             if here.fused:
                 continue
             rows.append(self._op_cost(op, here))
-            output = Placement("fp32", self.main)
-            crosses = (here.precision, here.unit) != (output.precision, output.unit)
-            if i in graph.output_ops and crosses and not self._explicit(graph, here, output):
-                rows.append(self._convert(f"{op.name}/output", here, output, op.output_elems))
+            crosses = (here.precision, here.unit) != (outside.precision, outside.unit)
+            if i in graph.output_ops and crosses and not self._explicit(graph, here, outside):
+                rows.append(self._convert(f"{op.name}/output", here, outside, op.output_elems))
         return Estimate(
             latency_ms=sum(r.ms for r in rows),
             energy_mj=sum(r.mj for r in rows),

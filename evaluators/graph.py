@@ -245,7 +245,7 @@ class _Reader:
         vector_ops = out_elems
         if kind == "pool":
             kernel = next((a.ints for a in node.attribute if a.name == "kernel_shape"), [1])
-            vector_ops = out_elems * math.prod(tuple(kernel))
+            vector_ops = out_elems * math.prod(kernel)
         elif kind in ("reduce", "softmax", "norm"):
             vector_ops = max(in_elems, out_elems)
         elif kind == "reshape":
@@ -271,7 +271,7 @@ class _Reader:
                 raise UncoveredOpError("Conv with a non-constant weight", node.name)
             dims, storage = weight
             group = next((a.i for a in node.attribute if a.name == "group"), 1)
-            kernel = math.prod(tuple(dims[2:]))
+            kernel = math.prod(dims[2:])
             macs = out_elems * dims[1] * kernel
             channels = (int(dims[1]), int(dims[0]))
             if group == 1:
@@ -286,7 +286,7 @@ class _Reader:
             channels = (int(depth), int(out_shape[-1]) if out_shape else 0)
             kind = "gemm"
             dims, storage = weight if weight else ((), "fp32")
-        params = math.prod(tuple(dims)) if weight else 0
+        params = math.prod(dims) if weight else 0
         bias = self._weight(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         bias_elems = math.prod(bias[0]) if bias else 0
         activations_int8 = all(t in self.via_dq for t in data)

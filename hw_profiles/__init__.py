@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.errors import UserError, unknown_name
+from search.errors import UserError, unknown_name, yaml_where
 
 if TYPE_CHECKING:
     from hw_profiles.schema import Profile, Unit
@@ -29,9 +29,7 @@ def load_profile_file(path: str | Path) -> Profile:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"profile '{path}' is not valid YAML{where}: fix the file") from None
+        raise UserError(f"profile '{path}' is not valid YAML{yaml_where(exc)}: fix the file") from None
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:

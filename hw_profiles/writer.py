@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from hw_profiles.schema import Profile, Unit
+from search.files import atomic_target
 
 
 def with_unit(profile: Profile, unit_name: str, unit: Unit, source_key: str, source_text: str) -> Profile:
@@ -27,10 +28,9 @@ def write_profile(profile: Profile, path: str | Path) -> None:
     path = Path(path)
     data = profile.model_dump(exclude_defaults=True)
     data["version"] = profile.version
-    text = yaml.safe_dump(data, sort_keys=False, width=110)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"# Hardware profile {profile.name} v{profile.version}; every number cites a key of `sources`.\n{text}")
-    tmp.replace(path)
+    header = f"# Hardware profile {profile.name} v{profile.version}; every number cites a key of `sources`.\n"
+    with atomic_target(path) as temporary:
+        temporary.write_text(header + yaml.safe_dump(data, sort_keys=False, width=110))
 
 
 def next_version(profile: Profile) -> Profile:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search.data import DataSpec, Splits
+from search.files import atomic_target
 
 if TYPE_CHECKING:
     from torch import nn
@@ -69,7 +70,6 @@ def prepare_baseline(
         model = build_model(model_name, splits.num_classes, pretrained=pretrained)
         train(model, splits.train, epochs, BASELINE_LR, data.seed)
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(path)
+        with atomic_target(path) as temporary:
+            torch.save(model.state_dict(), temporary)
     return Baseline(model.eval(), str(path.resolve()), file_sha256(path))

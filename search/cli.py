@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from search.errors import UserError
+from search.errors import UserError, check_at_least
 
 if TYPE_CHECKING:
     import optuna
@@ -84,8 +84,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from hw_profiles import load_profile
     from search.graphs import model_graph
 
-    if args.threads is not None and args.threads < 1:
-        raise UserError("--threads must be at least 1")
+    check_at_least("--threads", args.threads, 1)
     profile, _, unit_name = load_profile(args.hw)
     graph = model_graph(args.model, args.precision, args.input_size)
     estimate = estimate_model(graph, profile, unit_name, args.threads)
@@ -233,13 +232,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_replay(sub: argparse._SubParsersAction) -> None:
+def _add_study_args(p: argparse.ArgumentParser, named: bool = True) -> None:
+    """The arguments that find a study: its name (when ``named``), the storage URL or the run folder."""
     from search.run import RunConfig
 
-    p = sub.add_parser("export", help="write plan.yaml, model.onnx and MODEL_CARD.md of the front or of chosen trials")
-    p.add_argument("study", help="study name (see `search studies`)")
+    if named:
+        p.add_argument("study", help="study name (see `search studies`)")
     p.add_argument("--storage", help="Optuna storage URL (default: the run folder's SQLite file)")
     p.add_argument("--run-dir", default=RunConfig.run_dir, help="run folder whose studies.db is the default storage")
+
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write plan.yaml, model.onnx and MODEL_CARD.md of the front or of chosen trials")
+    _add_study_args(p)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--pareto", action="store_true", help="every member of the feasible Pareto front")
     which.add_argument("--trial", type=int, action="append", help="trial number (repeat for several)")
@@ -259,30 +264,27 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_inspection(sub: argparse._SubParsersAction) -> None:
-    from search.run import RunConfig
-
     for name, func, text in (
         ("studies", cmd_studies, "every study of a storage: model, profile, objectives, trials by state, front size"),
         ("show", cmd_show, "one row per trial of a study (objectives, size, MACs, precisions, prune, failure reason)"),
         ("pareto", cmd_pareto, "the Pareto front of a study, with speed-up and size reduction vs the uncompressed one"),
-        ("report", cmd_report, "one self-contained HTML page of a study: Pareto front, hypervolume, per-layer plans, trials"),
     ):
         p = sub.add_parser(name, help=text)
-        if name != "studies":
-            p.add_argument("study", help="study name (see `search studies`)")
-        p.add_argument("--storage", help="Optuna storage URL (default: the run folder's SQLite file)")
-        p.add_argument("--run-dir", default=RunConfig.run_dir, help="run folder whose studies.db is the default storage")
-        if name == "report":
-            p.add_argument("--out", required=True, help="the HTML file to write (replaced atomically if it exists)")
-        else:
-            out = p.add_mutually_exclusive_group()
-            out.add_argument("--csv", dest="output", action="store_const", const="csv", help="CSV on stdout")
-            out.add_argument("--json", dest="output", action="store_const", const="json", help="JSON records on stdout")
+        _add_study_args(p, named=name != "studies")
+        out = p.add_mutually_exclusive_group()
+        out.add_argument("--csv", dest="output", action="store_const", const="csv", help="CSV on stdout")
+        out.add_argument("--json", dest="output", action="store_const", const="json", help="JSON records on stdout")
         p.set_defaults(func=func, output="table")
         if name == "show":
             p.add_argument("--sort", help="column to sort by (e.g. latency_ms, accuracy, size_kb)")
             p.add_argument("--descending", action="store_true", help="sort from the largest value")
             p.add_argument("--state", help="only trials in this state (complete, fail, running, ...)")
+    p = sub.add_parser(
+        "report", help="one self-contained HTML page of a study: Pareto front, hypervolume, per-layer plans, trials"
+    )
+    _add_study_args(p)
+    p.add_argument("--out", required=True, help="the HTML file to write (replaced atomically if it exists)")
+    p.set_defaults(func=cmd_report)
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:

@@ -28,3 +28,15 @@ def unknown_name(kind: str, name: str, known: Iterable[str], hint: str) -> UserE
     else:
         suggestion = f"see {hint}"
     return UserError(f"unknown {kind} '{name}': {suggestion}")
+
+
+def yaml_where(exc: Exception) -> str:
+    """`` at line N`` for a YAML parse error that knows its position, else an empty string."""
+    mark = getattr(exc, "problem_mark", None)
+    return f" at line {mark.line + 1}" if mark else ""
+
+
+def check_at_least(option: str, value: float | None, minimum: float, unit: str = "") -> None:
+    """Reject ``value`` of ``option`` below ``minimum`` with one line (``None``, an unset option, passes)."""
+    if value is not None and value < minimum:
+        raise UserError(f"{option} must be at least {minimum:g}{f' {unit}' if unit else ''}")

@@ -102,9 +102,12 @@ def export_front(study: optuna.Study, out_dir: Path) -> tuple[list[Path], list[i
     """
     staging = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    members = pareto_front(study)
-    front = [t for t in members if Path(t.user_attrs["onnx"]).is_file()]
-    elsewhere = [t.number for t in members if not Path(t.user_attrs["onnx"]).is_file()]
+    front, elsewhere = [], []
+    for member in pareto_front(study):
+        if Path(member.user_attrs["onnx"]).is_file():
+            front.append(member)
+        else:
+            elsewhere.append(member.number)
     for trial in front:
         write_trial(study, trial, staging / f"trial_{trial.number:05d}")
     shutil.rmtree(out_dir, ignore_errors=True)

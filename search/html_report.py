@@ -7,13 +7,19 @@ plotly.js is embedded inline, so the page opens offline. Sections without data
 from __future__ import annotations
 
 import html
-import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.replay import check_out_file
-from search.report import layer_precisions, mean_prune, metric_names, precision_mix, uncompressed_trial
+from search.files import atomic_target, check_out_file
+from search.report import (
+    layer_precisions,
+    mean_prune,
+    metric_names,
+    precision_mix,
+    state_counts,
+    uncompressed_trial,
+)
 from search.study import pareto_front
 
 if TYPE_CHECKING:
@@ -49,12 +55,8 @@ def write_report(study: optuna.Study, out: Path) -> Path:
     """Write the report of ``study`` to ``out`` atomically (a temporary file beside it, then a rename); returns ``out``."""
     check_out_file(out, "report.html")
     page = build_report(study)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_target(out) as temporary:
         temporary.write_text(page, encoding="utf-8")
-        temporary.replace(out)
-    finally:
-        temporary.unlink(missing_ok=True)
     return out
 
 
@@ -113,9 +115,7 @@ def _figure_div(fig: go.Figure, div_id: str, height: int, width: int | None = No
 def _header(study: optuna.Study) -> str:
     attrs = study.user_attrs
     trials = study.get_trials(deepcopy=False)
-    states: dict[str, int] = {}
-    for trial in trials:
-        states[trial.state.name] = states.get(trial.state.name, 0) + 1
+    states = state_counts(trials)
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]
     names = metric_names(study)
     rows = {
@@ -151,19 +151,18 @@ def _reference(attrs: dict[str, Any]) -> str:
 # --- Pareto front -------------------------------------------------------------------------------------------------------
 
 
-def _metric(study: optuna.Study, trial: optuna.trial.FrozenTrial, name: str) -> float | None:
-    """An objective's value if ``name`` is one, else the trial's user attribute."""
-    names = metric_names(study)
+def _metric(names: list[str], trial: optuna.trial.FrozenTrial, name: str) -> float | None:
+    """An objective's value if ``name`` is one of the study's objective ``names``, else the trial's user attribute."""
     if name in names and trial.values:
         return trial.values[names.index(name)]
     value = trial.user_attrs.get(name)
     return float(value) if value is not None else None
 
 
-def _hover(study: optuna.Study, trial: optuna.trial.FrozenTrial, reference_ms: float | None, on_front: bool) -> str:
+def _hover(names: list[str], trial: optuna.trial.FrozenTrial, reference_ms: float | None, on_front: bool) -> str:
     """The hover text of one trial (plotly renders a small HTML subset, so every value is escaped)."""
     a = trial.user_attrs
-    latency = _metric(study, trial, "latency_ms")
+    latency = _metric(names, trial, "latency_ms")
 
     def number(key: str, scale: float, fmt: str, unit: str) -> str:
         return f"{a[key] * scale:{fmt}}{unit}" if a.get(key) is not None else "n/a"
@@ -205,13 +204,14 @@ def _front_figure(
     import plotly.graph_objects as go
 
     on_front = {t.number for t in front}
+    names = metric_names(study)
     reference = uncompressed_trial(study)
-    reference_ms = _metric(study, reference, "latency_ms") if reference else None
+    reference_ms = _metric(names, reference, "latency_ms") if reference else None
     fig = go.Figure()
-    line = sorted(front, key=lambda t: _metric(study, t, "latency_ms") or 0.0)
+    line = sorted(front, key=lambda t: _metric(names, t, "latency_ms") or 0.0)
     fig.add_trace(
         go.Scatter(
-            x=[_metric(study, t, "latency_ms") for t in line],
+            x=[_metric(names, t, "latency_ms") for t in line],
             y=[t.values[0] for t in line],
             mode="lines",
             line={"color": "#333", "width": 1.5, "dash": "dot"},
@@ -228,7 +228,7 @@ def _front_figure(
     sizes = [_size_kb(t) for t in complete]
     scale = {"colorscale": "Viridis", "cmin": min(sizes), "cmax": max(sizes)}
     for i, (name, trials) in enumerate(g for g in groups if g[1]):
-        fig.add_trace(_points(study, name, trials, on_front, reference_ms))
+        fig.add_trace(_points(names, name, trials, on_front, reference_ms))
         fig.data[-1].marker.update(scale, showscale=i == 0, colorbar={"title": {"text": "size (KB)"}})
     hw = study.user_attrs.get("hw", "the profile")
     fig.update_layout(
@@ -243,7 +243,7 @@ def _front_figure(
 
 
 def _points(
-    study: optuna.Study,
+    names: list[str],
     name: str,
     trials: list[optuna.trial.FrozenTrial],
     on_front: set[int],
@@ -259,14 +259,14 @@ def _points(
     member = [t.number in on_front for t in trials]
     baseline = name == "baseline"
     return go.Scatter(
-        x=[_metric(study, t, "latency_ms") for t in trials],
+        x=[_metric(names, t, "latency_ms") for t in trials],
         y=[t.values[0] for t in trials],
         mode="markers+text" if baseline else "markers",
         name=name,
         text=[html.escape(str(t.user_attrs["baseline"])) for t in trials] if baseline else None,
         textposition="top center",
         textfont={"size": 11, "color": "#333"},
-        hovertext=[_hover(study, t, reference_ms, m) for t, m in zip(trials, member, strict=True)],
+        hovertext=[_hover(names, t, reference_ms, m) for t, m in zip(trials, member, strict=True)],
         hoverinfo="text",
         marker={
             "symbol": "diamond" if baseline else "circle",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError
-from search.report import layer_precisions, mean_prune, metric_names, uncompressed_trial
+from search.report import layer_precisions, mean_prune, metric_names, state_counts, uncompressed_trial
 from search.study import check_storage, find_study, open_storage, pareto_front, redact, rerun_of
 
 if TYPE_CHECKING:
@@ -61,7 +61,8 @@ def studies_table(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         trials = study.get_trials(deepcopy=False)
         attrs = summary.user_attrs
-        counts = {state.lower(): sum(t.state.name == state for t in trials) for state in STATES}
+        present = state_counts(trials)
+        counts = {state.lower(): present.get(state, 0) for state in STATES}
         rows.append(
             {
                 "study": summary.study_name,

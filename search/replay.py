@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import UserError
+from search.errors import UserError, check_at_least
+from search.files import atomic_target, check_out_file
 
 if TYPE_CHECKING:
     from spaces.plan import CompressionPlan
@@ -39,16 +39,6 @@ def read_plan(path: str) -> tuple[CompressionPlan, dict[str, Any]]:
         raise UserError(f"plan '{path}': {exc}: fix the file or export it again") from None
 
 
-def check_out_file(out: str | Path, example: str) -> Path:
-    """``--out`` as a file path whose folder exists and which is not a folder itself (``example``: a file name to suggest)."""
-    path = Path(out)
-    if path.is_dir():
-        raise UserError(f"--out '{out}' is a folder: pass a file name such as {path / example}")
-    if not path.parent.is_dir():
-        raise UserError(f"--out '{out}': folder '{path.parent}' does not exist: create it first")
-    return path
-
-
 def apply_plan(config: ApplyConfig) -> dict[str, Any]:
     """Rebuild the plan's candidate from the uncompressed weights, write its ONNX graph, return its metrics.
 
@@ -59,6 +49,7 @@ def apply_plan(config: ApplyConfig) -> dict[str, Any]:
     from search.baseline import file_sha256
     from search.data import load_splits, parse_data
     from search.models import build_model, check_model_name, load_checkpoint
+    from search.run import RunConfig
     from search.trial import limit_threads, score_graph
     from spaces.apply import apply
     from spaces.plan import PlanError
@@ -69,15 +60,12 @@ def apply_plan(config: ApplyConfig) -> dict[str, Any]:
         raise UserError(
             f"plan '{config.plan}' was made for model '{source['model']}', not '{config.model}': pass --model {source['model']}"
         )
-    if config.threads < 1:
-        raise UserError("--threads must be at least 1")
-    if config.input_size is not None and config.input_size < 8:
-        raise UserError("--input-size must be at least 8")
+    check_at_least("--threads", config.threads, 1)
+    check_at_least("--input-size", config.input_size, 8)
     out = check_out_file(config.out, "model.onnx")
-    hw = config.hw or source.get("hw") or "pixel7"
-    profile, _, unit_name = load_profile(hw)
+    profile, _, unit_name = load_profile(config.hw or source.get("hw") or RunConfig.hw)
     data = parse_data(
-        config.data or source.get("data") or "digits", config.input_size or source.get("input_size"), plan.recipe.seed
+        config.data or source.get("data") or RunConfig.data, config.input_size or source.get("input_size"), plan.recipe.seed
     )
     checkpoint = config.checkpoint or source.get("checkpoint")
     if not checkpoint:
@@ -93,9 +81,8 @@ def apply_plan(config: ApplyConfig) -> dict[str, Any]:
     except PlanError as exc:
         raise UserError(f"plan '{config.plan}' does not fit model '{config.model}': {exc}") from None
     graph_bytes = graph.SerializeToString()
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(graph_bytes)
-    os.replace(tmp, out)
+    with atomic_target(out) as temporary:
+        temporary.write_bytes(graph_bytes)
     metrics, _ = score_graph(graph_bytes, profile, unit_name, splits, data.input_size, config.threads)
     sha = file_sha256(Path(checkpoint))
     return {

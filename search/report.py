@@ -31,6 +31,14 @@ def precision_mix(precisions: dict[str, str]) -> str:
     return " / ".join(f"{p} {n}" for p, n in counts.items() if n)
 
 
+def state_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
+    """How many of ``trials`` are in each state (``COMPLETE``, ``FAIL``, ...), in order of first appearance."""
+    counts: dict[str, int] = {}
+    for trial in trials:
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
 def metric_names(study: optuna.Study) -> list[str]:
     """The study's objective names (``objective_N`` where none were set)."""
     return study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import UserError
+from search.errors import UserError, check_at_least
 from spaces.plan import Recipe
 
 if TYPE_CHECKING:
@@ -62,16 +62,12 @@ def safe_name(name: str) -> str:
 
 def check_numbers(config: RunConfig) -> None:
     """Reject option values that cannot work, before anything runs."""
-    if config.trials < 1:
-        raise UserError("--trials must be at least 1")
-    if config.workers is not None and config.workers < 1:
-        raise UserError("--workers must be at least 1")
+    check_at_least("--trials", config.trials, 1)
+    check_at_least("--workers", config.workers, 1)
     if not 0 < config.prune_step <= config.max_prune < 1:
         raise UserError("need 0 < --prune-step <= --max-prune < 1")
-    if config.input_size is not None and config.input_size < 8:
-        raise UserError("--input-size must be at least 8")
-    if config.heartbeat < 1:
-        raise UserError("--heartbeat must be at least 1 second")
+    check_at_least("--input-size", config.input_size, 8)
+    check_at_least("--heartbeat", config.heartbeat, 1, "second")
 
 
 @dataclass

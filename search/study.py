@@ -175,15 +175,14 @@ def open_storage(url: str, heartbeat_s: int | None = None, create: bool = True) 
 
     quiet_optuna()
     check_storage(url)
-    if heartbeat_s is None:
-        return optuna.storages.RDBStorage(url, skip_table_creation=not create)
-    return optuna.storages.RDBStorage(
-        url,
-        heartbeat_interval=heartbeat_s,
-        grace_period=grace_period(heartbeat_s),
-        heartbeat_stale_trial_callback=rerun_interrupted,
-        skip_table_creation=not create,
-    )
+    heartbeats: dict[str, Any] = {}
+    if heartbeat_s is not None:
+        heartbeats = dict(
+            heartbeat_interval=heartbeat_s,
+            grace_period=grace_period(heartbeat_s),
+            heartbeat_stale_trial_callback=rerun_interrupted,
+        )
+    return optuna.storages.RDBStorage(url, skip_table_creation=not create, **heartbeats)
 
 
 def grace_period(heartbeat_s: int) -> int:

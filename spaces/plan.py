@@ -90,11 +90,12 @@ class CompressionPlan:
         """Read a plan written by :meth:`to_yaml` (``yaml.safe_load``): the plan and its ``source`` section."""
         import yaml
 
+        from search.errors import yaml_where
+
         try:
             data = yaml.safe_load(Path(path).read_text())
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise PlanError(f"the file is not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+            raise PlanError(f"the file is not valid YAML{yaml_where(exc)}") from None
         plan = cls.from_dict(data)
         source = data.get("source")
         return plan, source if isinstance(source, dict) else {}
