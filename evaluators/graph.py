@@ -7,8 +7,12 @@ weight is stored as float16, else in FP32. Other ops run in INT8 when all their
 data inputs come through DequantizeLinear, in FP16 when they read float16; a
 unary activation runs in the precision of the op that feeds it, and any non-compute
 op fed by an FP16 op stays in FP16.
-Shape arithmetic (Shape, Constant, ... on static values) is folded away. Any
-other op type that is not listed here raises :class:`UncoveredOpError`.
+Shape arithmetic (Shape, Constant, ... on static values) is folded away. Two
+rewrites follow what a device's converter does: the element-wise pieces an
+exporter writes for an exact GELU (Div, Erf, Add, Mul, Mul) are one Gelu op, and a
+constant per-channel scale or shift (Mul, Div, Add, Sub by a constant) that is the
+only reader of a conv or linear layer is folded into its weights. Any other op
+type that is not listed here raises :class:`UncoveredOpError`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from typing import TYPE_CHECKING
 from hw_profiles.schema import Precision
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import onnx
 
 BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
@@ -71,6 +77,7 @@ KIND = {
     **dict.fromkeys(["Reshape", "Flatten", "Squeeze", "Unsqueeze"], "reshape"),
     **dict.fromkeys(["ArgMax", "TopK"], "reduce"),
 }
+SCALE_OR_SHIFT = {"Mul", "Div", "Add", "Sub"}
 # Ops that move or select values without arithmetic: an INT8 input stays INT8 through them.
 PASS_THROUGH_KINDS = {"reshape", "copy"}
 PASS_THROUGH_OPS = {"MaxPool", "GlobalMaxPool"}
@@ -162,6 +169,9 @@ class _Reader:
                 if value is not None:
                     self.consts[node.output[0]] = (tuple(value.dims), value.data_type)
         self.static = set(self.consts)
+        self.readers: dict[str, int] = {}  # tensor -> nodes that read it
+        for name in [t for node in model.graph.node for t in node.input] + [o.name for o in model.graph.output]:
+            self.readers[name] = self.readers.get(name, 0) + 1
         self.alias: dict[str, str] = {}  # tensor -> tensor it passes through unchanged (transparent nodes)
         self.via_dq: set[str] = set()  # tensors read through a DequantizeLinear
         self.producer: dict[str, int] = {}
@@ -175,7 +185,7 @@ class _Reader:
 
     def read(self) -> Graph:
         ops: list[Op] = []
-        for node in self.graph.node:
+        for node in fuse_erf_gelu(list(self.graph.node), self.static):
             if node.op_type in TRANSPARENT:
                 src, out = node.input[0], node.output[0]
                 self.alias[out] = src
@@ -187,6 +197,9 @@ class _Reader:
             data = [t for t in node.input if t and t not in self.static]
             if node.op_type in STATIC_SOURCES or not data:
                 self.static.update(node.output)
+                continue
+            if self._folds_into_weights(node, data, ops):
+                self.alias[node.output[0]] = data[0]
                 continue
             op = self._op(node, data)
             if passes_int8_through(op.op_type, op.kind) and all(t in self.via_dq for t in data):
@@ -214,6 +227,26 @@ class _Reader:
         for i in outputs:
             ops[i].readers += 1
         return Graph(ops=ops, output_ops=outputs)
+
+    def _folds_into_weights(self, node: onnx.NodeProto, data: list[str], ops: list[Op]) -> bool:
+        """A constant scale or shift (scalar or per channel) whose input only a conv or linear layer writes and only it reads."""
+        if node.op_type not in SCALE_OR_SHIFT or len(data) != 1:
+            return False
+        if node.op_type in ("Div", "Sub") and node.input[0] != data[0]:
+            return False  # c / x and c - x are not affine in x
+        tensor = data[0]
+        while True:  # through casts and quantization marks, each read by the next alone
+            if self.readers.get(tensor, 0) != 1:
+                return False
+            if tensor not in self.alias:
+                break
+            tensor = self.alias[tensor]
+        producer = self.producer.get(tensor)
+        if producer is None or ops[producer].op_type not in COMPUTE:
+            return False
+        constant = next(t for t in node.input if t and t != data[0])
+        dims = self.consts.get(self.root(constant), ((0,), 0))[0]
+        return math.prod(dims) in (1, ops[producer].channels[1])
 
     def _weight(self, name: str) -> tuple[tuple[int, ...], Precision] | None:
         """Shape and storage precision of a constant weight input (possibly behind DequantizeLinear), else None."""
@@ -305,6 +338,71 @@ class _Reader:
             shape=out_shape,
             channels=channels,
         )
+
+
+def fuse_erf_gelu(nodes: list[onnx.NodeProto], static: set[str]) -> list[onnx.NodeProto]:
+    """``nodes`` with each exact GELU an exporter wrote out (x/c, Erf, +1, times x, times 0.5) as one Gelu node."""
+    from onnx import helper
+
+    producer = {out: node for node in nodes for out in node.output}
+    position = {id(node): i for i, node in enumerate(nodes)}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+
+    def data(node: onnx.NodeProto) -> list[str]:
+        return [t for t in node.input if t and t not in static]
+
+    def only_reader(tensor: str, op_type: str) -> onnx.NodeProto | None:
+        found = readers.get(tensor, [])
+        return found[0] if len(found) == 1 and found[0].op_type == op_type else None
+
+    replaced: dict[int, onnx.NodeProto] = {}
+    dropped: set[int] = set()
+    for erf in (n for n in nodes if n.op_type == "Erf"):
+        region = _erf_gelu_region(erf, producer, data, only_reader)
+        if region is None:
+            continue
+        x = data(region[0])[0]
+        sink = max(region, key=lambda n: position[id(n)])
+        scope: list[str] = []  # the nodes' common name scope: '/blocks.0/act' of '/blocks.0/act/Div', ...
+        for parts in zip(*(n.name.split("/")[:-1] for n in region), strict=False):
+            if len(set(parts)) > 1:
+                break
+            scope.append(parts[0])
+        replaced[id(sink)] = helper.make_node("Gelu", [x], [sink.output[0]], name="/".join(scope) or sink.name)
+        dropped.update(id(n) for n in region if n is not sink)
+    return [replaced.get(id(n), n) for n in nodes if id(n) not in dropped]
+
+
+def _erf_gelu_region(
+    erf: onnx.NodeProto,
+    producer: dict[str, onnx.NodeProto],
+    data: Callable[[onnx.NodeProto], list[str]],
+    only_reader: Callable[[str, str], onnx.NodeProto | None],
+) -> list[onnx.NodeProto] | None:
+    """The nodes of the GELU around ``erf``, its x/c node first, or None if ``erf`` is not in one."""
+    scale = producer.get(erf.input[0])
+    if scale is None or scale.op_type not in ("Div", "Mul") or len(data(scale)) != 1:
+        return None
+    if only_reader(erf.input[0], "Erf") is None:
+        return None
+    x = data(scale)[0]
+    add = only_reader(erf.output[0], "Add")
+    if add is None or data(add) != [erf.output[0]]:
+        return None
+    times = only_reader(add.output[0], "Mul")
+    if times is None or len(data(times)) != 2:
+        return None
+    other = next(t for t in data(times) if t != add.output[0])
+    if other == x:  # x * (1 + erf), then the constant half
+        half = only_reader(times.output[0], "Mul")
+        return [scale, erf, add, times] + ([half] if half is not None and len(data(half)) == 1 else [])
+    half = producer.get(other)  # (x * 0.5) * (1 + erf)
+    if half is None or half.op_type != "Mul" or data(half) != [x] or only_reader(other, "Mul") is None:
+        return None
+    return [scale, erf, add, times, half]
 
 
 NEVER_FOLDED = {"QuantizeLinear", "DequantizeLinear"}  # they mark precisions in the device view

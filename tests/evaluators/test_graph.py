@@ -90,3 +90,80 @@ def test_shape_arithmetic_is_folded_not_counted():
     graph = read_graph(export_onnx(Reshaping(), 4))
     assert [op.op_type for op in graph.ops] == ["Reshape", "Mul"]
     onnx.checker.check_model(export_onnx(Reshaping(), 4))
+
+
+class GeluAndLayerScale(torch.nn.Module):
+    """A conv, an exact GELU (which exporters write out as Div, Erf, Add, Mul, Mul) and a per-channel layer scale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.pw = torch.nn.Conv2d(8, 8, 1)
+        self.gamma = torch.nn.Parameter(torch.full((8, 1, 1), 0.1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.nn.functional.gelu(self.conv(x))
+        return y + self.pw(y) * self.gamma
+
+
+def test_exported_gelu_is_one_op_and_a_layer_scale_folds_into_its_conv():
+    exported = export_onnx(GeluAndLayerScale().eval(), 8)
+    assert {"Erf", "Div"} <= {node.op_type for node in exported.graph.node}
+    graph = read_graph(exported)
+    assert [op.op_type for op in graph.ops] == ["Conv", "Gelu", "Conv", "Add"]
+    gelu, add = graph.ops[1], graph.ops[3]
+    assert gelu.inputs == [0] and gelu.kind == "activation" and gelu.output_elems == 8 * 8 * 8
+    assert add.inputs == [1, 2]  # the residual reads the GELU and the scaled conv, whose scale is in its weights
+
+
+@pytest.mark.parametrize(
+    ("forward", "kept"),
+    [
+        (lambda conv, x: 1.0 - conv(x), "Sub"),  # c - x is not a shift of x
+        (lambda conv, x: conv(x) * torch.ones(1, 8, 8, 8), "Mul"),  # a full tensor, not per channel
+        (lambda conv, x: conv(x) * 0.5 + conv(x).sum(), "Mul"),  # the conv output has another reader
+    ],
+)
+def test_only_a_scale_or_shift_read_by_its_conv_alone_is_folded(forward, kept):
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return forward(self.conv, x)
+
+    assert kept in [op.op_type for op in read_graph(export_onnx(Model().eval(), 8)).ops]
+
+
+@pytest.mark.parametrize("half_first", [False, True])
+def test_gelu_is_found_whichever_side_the_half_is_on(half_first):
+    """torch writes x * (1 + erf(x / c)) * 0.5; tf2onnx writes (0.5 * x) * (1 + erf(x / c))."""
+    constants = [
+        helper.make_tensor(name, TensorProto.FLOAT, [], [value]) for name, value in [("c", 1.41), ("one", 1.0), ("h", 0.5)]
+    ]
+    nodes = [
+        helper.make_node("Relu", ["in"], ["x"], name="relu"),
+        helper.make_node("Div", ["x", "c"], ["s"], name="/act/Div"),
+        helper.make_node("Erf", ["s"], ["e"], name="/act/Erf"),
+        helper.make_node("Add", ["e", "one"], ["a"], name="/act/Add"),
+    ]
+    if half_first:
+        nodes += [
+            helper.make_node("Mul", ["h", "x"], ["hx"], name="/act/Mul"),
+            helper.make_node("Mul", ["hx", "a"], ["out"], name="/act/Mul_1"),
+        ]
+    else:
+        nodes += [
+            helper.make_node("Mul", ["x", "a"], ["xa"], name="/act/Mul"),
+            helper.make_node("Mul", ["xa", "h"], ["out"], name="/act/Mul_1"),
+        ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("in", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4])],
+        constants,
+    )
+    ops = read_graph(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])).ops
+    assert [(op.op_type, op.name, op.inputs) for op in ops] == [("Relu", "relu", [-1]), ("Gelu", "/act", [0])]
