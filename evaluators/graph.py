@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING
 from hw_profiles.schema import Precision
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import onnx
 
 BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
@@ -169,9 +167,9 @@ class _Reader:
                 if value is not None:
                     self.consts[node.output[0]] = (tuple(value.dims), value.data_type)
         self.static = set(self.consts)
-        self.readers: dict[str, int] = {}  # tensor -> nodes that read it
-        for name in [t for node in model.graph.node for t in node.input] + [o.name for o in model.graph.output]:
-            self.readers[name] = self.readers.get(name, 0) + 1
+        self.nodes = fuse_erf_gelu(list(model.graph.node), self.static)
+        self.readers = tensor_readers(self.nodes)
+        self.outputs = {o.name for o in model.graph.output}
         self.alias: dict[str, str] = {}  # tensor -> tensor it passes through unchanged (transparent nodes)
         self.via_dq: set[str] = set()  # tensors read through a DequantizeLinear
         self.producer: dict[str, int] = {}
@@ -185,7 +183,7 @@ class _Reader:
 
     def read(self) -> Graph:
         ops: list[Op] = []
-        for node in fuse_erf_gelu(list(self.graph.node), self.static):
+        for node in self.nodes:
             if node.op_type in TRANSPARENT:
                 src, out = node.input[0], node.output[0]
                 self.alias[out] = src
@@ -236,17 +234,16 @@ class _Reader:
             return False  # c / x and c - x are not affine in x
         tensor = data[0]
         while True:  # through casts and quantization marks, each read by the next alone
-            if self.readers.get(tensor, 0) != 1:
+            if len(self.readers.get(tensor, [])) != 1 or tensor in self.outputs:
                 return False
             if tensor not in self.alias:
                 break
             tensor = self.alias[tensor]
         producer = self.producer.get(tensor)
-        if producer is None or ops[producer].op_type not in COMPUTE:
+        constant = self.root(next(t for t in node.input if t and t != data[0]))
+        if producer is None or ops[producer].op_type not in COMPUTE or constant not in self.consts:
             return False
-        constant = next(t for t in node.input if t and t != data[0])
-        dims = self.consts.get(self.root(constant), ((0,), 0))[0]
-        return math.prod(dims) in (1, ops[producer].channels[1])
+        return math.prod(self.consts[constant][0]) in (1, ops[producer].channels[1])
 
     def _weight(self, name: str) -> tuple[tuple[int, ...], Precision] | None:
         """Shape and storage precision of a constant weight input (possibly behind DequantizeLinear), else None."""
@@ -340,69 +337,72 @@ class _Reader:
         )
 
 
+def tensor_readers(nodes: list[onnx.NodeProto]) -> dict[str, list[onnx.NodeProto]]:
+    """The nodes that read each tensor."""
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return readers
+
+
 def fuse_erf_gelu(nodes: list[onnx.NodeProto], static: set[str]) -> list[onnx.NodeProto]:
     """``nodes`` with each exact GELU an exporter wrote out (x/c, Erf, +1, times x, times 0.5) as one Gelu node."""
     from onnx import helper
 
     producer = {out: node for node in nodes for out in node.output}
-    position = {id(node): i for i, node in enumerate(nodes)}
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in nodes:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-
-    def data(node: onnx.NodeProto) -> list[str]:
-        return [t for t in node.input if t and t not in static]
-
-    def only_reader(tensor: str, op_type: str) -> onnx.NodeProto | None:
-        found = readers.get(tensor, [])
-        return found[0] if len(found) == 1 and found[0].op_type == op_type else None
-
+    readers = tensor_readers(nodes)
     replaced: dict[int, onnx.NodeProto] = {}
     dropped: set[int] = set()
     for erf in (n for n in nodes if n.op_type == "Erf"):
-        region = _erf_gelu_region(erf, producer, data, only_reader)
+        region = _erf_gelu_region(erf, producer, readers, static)
         if region is None:
             continue
-        x = data(region[0])[0]
-        sink = max(region, key=lambda n: position[id(n)])
+        sink = region[-1]
         scope: list[str] = []  # the nodes' common name scope: '/blocks.0/act' of '/blocks.0/act/Div', ...
         for parts in zip(*(n.name.split("/")[:-1] for n in region), strict=False):
             if len(set(parts)) > 1:
                 break
             scope.append(parts[0])
+        x = _data(region[0], static)[0]
         replaced[id(sink)] = helper.make_node("Gelu", [x], [sink.output[0]], name="/".join(scope) or sink.name)
-        dropped.update(id(n) for n in region if n is not sink)
+        dropped.update(id(n) for n in region[:-1])
     return [replaced.get(id(n), n) for n in nodes if id(n) not in dropped]
 
 
+def _data(node: onnx.NodeProto, static: set[str]) -> list[str]:
+    return [t for t in node.input if t and t not in static]
+
+
+def _only_reader(readers: dict[str, list[onnx.NodeProto]], tensor: str, op_type: str) -> onnx.NodeProto | None:
+    found = readers.get(tensor, [])
+    return found[0] if len(found) == 1 and found[0].op_type == op_type else None
+
+
 def _erf_gelu_region(
-    erf: onnx.NodeProto,
-    producer: dict[str, onnx.NodeProto],
-    data: Callable[[onnx.NodeProto], list[str]],
-    only_reader: Callable[[str, str], onnx.NodeProto | None],
+    erf: onnx.NodeProto, producer: dict[str, onnx.NodeProto], readers: dict[str, list[onnx.NodeProto]], static: set[str]
 ) -> list[onnx.NodeProto] | None:
-    """The nodes of the GELU around ``erf``, its x/c node first, or None if ``erf`` is not in one."""
+    """The nodes of the GELU around ``erf``, its x/c node first and the node writing its result last; None if none."""
     scale = producer.get(erf.input[0])
-    if scale is None or scale.op_type not in ("Div", "Mul") or len(data(scale)) != 1:
+    if scale is None or scale.op_type not in ("Div", "Mul") or len(_data(scale, static)) != 1:
         return None
-    if only_reader(erf.input[0], "Erf") is None:
+    if _only_reader(readers, erf.input[0], "Erf") is None:
         return None
-    x = data(scale)[0]
-    add = only_reader(erf.output[0], "Add")
-    if add is None or data(add) != [erf.output[0]]:
+    x = _data(scale, static)[0]
+    add = _only_reader(readers, erf.output[0], "Add")
+    if add is None or _data(add, static) != [erf.output[0]]:
         return None
-    times = only_reader(add.output[0], "Mul")
-    if times is None or len(data(times)) != 2:
+    times = _only_reader(readers, add.output[0], "Mul")
+    if times is None or len(_data(times, static)) != 2:
         return None
-    other = next(t for t in data(times) if t != add.output[0])
+    other = next(t for t in _data(times, static) if t != add.output[0])
     if other == x:  # x * (1 + erf), then the constant half
-        half = only_reader(times.output[0], "Mul")
-        return [scale, erf, add, times] + ([half] if half is not None and len(data(half)) == 1 else [])
+        half = _only_reader(readers, times.output[0], "Mul")
+        return [scale, erf, add, times] + ([half] if half is not None and len(_data(half, static)) == 1 else [])
     half = producer.get(other)  # (x * 0.5) * (1 + erf)
-    if half is None or half.op_type != "Mul" or data(half) != [x] or only_reader(other, "Mul") is None:
+    if half is None or half.op_type != "Mul" or _data(half, static) != [x] or _only_reader(readers, other, "Mul") is None:
         return None
-    return [scale, erf, add, times, half]
+    return [scale, erf, add, half, times]
 
 
 NEVER_FOLDED = {"QuantizeLinear", "DequantizeLinear"}  # they mark precisions in the device view
