@@ -52,6 +52,18 @@ def test_fused_activation_costs_nothing_and_switches_cost_something(pixel7_cpu, 
     assert estimate.latency_ms == pytest.approx(sum(row.ms for row in estimate.layers))
 
 
+def test_gelu_links_into_its_conv_on_the_gpu_delegate_not_on_xnnpack():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.GELU(), torch.nn.Conv2d(8, 8, 1)).eval()
+    graph = read_graph(export_onnx(model, 8))
+    profile = load_profile("pixel7")[0]
+    on_gpu, on_cpu = (
+        [row.op_type for row in CostModel(profile.units[unit]).estimate(graph).layers if row.op_type != "Invoke"]
+        for unit in ("gpu", "cpu")
+    )
+    assert on_gpu == ["Conv", "Conv"]
+    assert on_cpu == ["Conv", "Gelu", "Conv"]
+
+
 def test_memory_bound_when_bytes_dominate(pixel7_cpu):
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4096, 4096)).eval()
     estimate = CostModel(pixel7_cpu).estimate(read_graph(export_onnx(model, 8, in_chans=64)))
