@@ -82,6 +82,13 @@ def bounds(path: str) -> tuple[float, float]:
     return 1e-3, 1e6
 
 
+def check_params(params: list[str]) -> None:
+    """Raise ValueError naming the parameters that cannot be fitted, and the ones that can."""
+    unknown = [p for p in params if p not in FITTABLE and not p.startswith("op_efficiency.")]
+    if unknown:
+        raise ValueError(f"cannot fit {', '.join(unknown)}; fittable: {', '.join(FITTABLE)}")
+
+
 def get_value(unit: Unit, path: str) -> float:
     """The number at ``path`` (e.g. ``gmacs.int8``) of ``unit``; a missing per-precision efficiency is the shared one."""
     parts = path.split(".")
@@ -144,9 +151,7 @@ def fit(
     """
     from scipy.optimize import least_squares
 
-    unknown = [p for p in params if p not in FITTABLE and not p.startswith("op_efficiency.")]
-    if unknown:
-        raise ValueError(f"cannot fit {', '.join(unknown)}; fittable: {', '.join(FITTABLE)}")
+    check_params(params)
     low, high = np.log([bounds(p)[0] for p in params]), np.log([bounds(p)[1] for p in params])
     start = np.clip(np.log([max(get_value(unit, p), 1e-9) for p in params]), low + 1e-6, high - 1e-6)
 

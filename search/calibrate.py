@@ -40,14 +40,35 @@ def source_key(profile: Profile, unit_name: str) -> str:
     return key
 
 
+def check_measurement(row: Measurement, profile: Profile) -> None:
+    """Reject a row that ``profile`` cannot have measured, with one line naming why.
+
+    Unknown model or unit, a precision or thread count the unit does not run, a size or latency that is not positive.
+    """
+    from search.models import check_model_name
+
+    if row.unit not in profile.units:
+        raise UserError(f"unit '{row.unit}' is not one of {profile.name}'s units ({', '.join(profile.units)})")
+    unit = profile.units[row.unit]
+    if row.precision not in unit.precisions:
+        raise UserError(f"unit '{row.unit}' does not run {row.precision}")
+    if not 1 <= row.threads <= unit.max_threads:
+        raise UserError(f"threads {row.threads}: unit '{row.unit}' runs 1 to {unit.max_threads}")
+    if row.input_size < 1 or row.latency_ms <= 0:
+        raise UserError("input_size and latency_ms must be positive")
+    if not row.model.endswith(".onnx"):
+        check_model_name(row.model)
+
+
 def read_measurements(path: str | Path, profile: Profile) -> list[Measurement]:
     """Rows of a measurements CSV (columns: model, precision, unit, threads, input_size, latency_ms; more are ignored)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"measurements file '{path}' not found: pass a CSV with columns {', '.join(COLUMNS)}")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark is not a column
+        reader = csv.DictReader(f, skipinitialspace=True)
+        reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+        missing = [c for c in COLUMNS if c not in reader.fieldnames]
         if missing:
             raise UserError(f"'{path}' lacks column(s) {', '.join(missing)}: the header must name {', '.join(COLUMNS)}")
         rows = []
@@ -65,11 +86,10 @@ def read_measurements(path: str | Path, profile: Profile) -> list[Measurement]:
                 )
             except (TypeError, ValueError):
                 raise UserError(f"'{path}' line {line}: threads and input_size must be integers, latency_ms a number") from None
-            if rows[-1].unit not in profile.units:
-                units = ", ".join(profile.units)
-                raise UserError(f"'{path}' line {line}: unit '{rows[-1].unit}' is not one of {profile.name}'s units ({units})")
-            if rows[-1].precision not in profile.units[rows[-1].unit].precisions:
-                raise UserError(f"'{path}' line {line}: unit '{rows[-1].unit}' does not run {rows[-1].precision}")
+            try:
+                check_measurement(rows[-1], profile)
+            except UserError as exc:
+                raise UserError(f"'{path}' line {line}: {exc}") from None
     if not rows:
         raise UserError(f"'{path}' has no measurement rows")
     return rows
@@ -123,11 +143,16 @@ def calibrate_from_measurements(
     ``latency_scale`` multiplies every measured latency: rows of a sibling device with the same core at
     another clock (e.g. Pixel 6 rows for the Pixel 7's X1: 2.80 / 2.85).
     """
-    from evaluators.calibration import fit
+    from evaluators.calibration import check_params, fit
     from hw_profiles.writer import next_version, with_unit
 
     if latency_scale <= 0:
         raise UserError("--latency-scale must be positive")
+    if params:
+        try:
+            check_params(params)
+        except ValueError as exc:
+            raise UserError(f"--params: {exc}") from None
     rows = [replace(r, latency_ms=r.latency_ms * latency_scale) for r in read_measurements(path, profile)]
     by_unit = samples_for(rows, profile, log)
     scaled = f" --latency-scale {latency_scale:g}" if latency_scale != 1.0 else ""

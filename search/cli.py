@@ -81,20 +81,37 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     import json
 
     from evaluators.estimate import estimate_model
+    from evaluators.graph import UncoveredOpError
     from hw_profiles import load_profile
-    from search.graphs import model_graph
+    from search.graphs import input_dims, model_graph
 
     check_at_least("--threads", args.threads, 1)
+    check_at_least("--input-size", args.input_size, 1, "px")
     profile, _, unit_name = load_profile(args.hw)
+    unit = profile.units[unit_name]
+    hw = f"{profile.name}:{unit_name}"
+    if args.threads and args.threads > unit.max_threads:
+        raise UserError(f"--threads {args.threads}: {hw} runs at most {unit.max_threads} thread(s)")
+    runs = {*unit.precisions, *(profile.units[unit.fallback].precisions if unit.fallback else ())}
+    if args.precision and args.precision not in runs:
+        raise UserError(f"{hw} does not run {args.precision}: use --precision {' or '.join(sorted(runs))}")
     graph = model_graph(args.model, args.precision, args.input_size)
-    estimate = estimate_model(graph, profile, unit_name, args.threads)
+    try:
+        estimate = estimate_model(graph, profile, unit_name, args.threads)
+    except UncoveredOpError as exc:
+        raise UserError(f"{args.model}: {exc}; it cannot be estimated on {hw}") from None
+    except ValueError as exc:  # a precision neither the unit nor its fallback runs
+        raise UserError(f"{args.model} on {hw}: {exc}: convert it, or pick another unit") from None
+    fallback = sorted({row.precision for row in estimate.layers if row.unit != unit_name and row.op_type != "Convert"})
+    fallback_note = f"; {', '.join(fallback)} layers run on its fallback unit {unit.fallback}" if fallback else ""
     if args.json:
         data = {
-            "hw": f"{profile.name}:{unit_name}",
+            "hw": hw,
             "profile_version": profile.version,
             "model": args.model,
-            "precision": args.precision or "as given",
-            "input_size": args.input_size,
+            "precision": args.precision or ("as given" if args.model.endswith(".onnx") else "fp32"),
+            "input_size": input_dims(graph)[2],
+            "fallback_unit": unit.fallback if fallback else None,
             **estimate.summary(),
         }
         if args.by_layer:
@@ -103,7 +120,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         return 0
     from search.report import print_estimate
 
-    print_estimate(_console(), estimate, f"{args.model} on {profile.name}:{unit_name} (v{profile.version})", args.by_layer)
+    title = f"{args.model} on {hw} (v{profile.version}){fallback_note}"
+    print_estimate(_console(), estimate, title, args.by_layer)
     return 0
 
 
@@ -112,10 +130,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from hw_profiles import PROFILE_DIR, load_profile
     from hw_profiles.writer import write_profile
     from search.calibrate import COLUMNS, calibrate_from_measurements, calibrate_host_profile
+    from search.files import check_out_file
     from search.report import print_fits
 
     console = _console()
     profile, _, _ = load_profile(args.hw.partition(":")[0])
+    out = check_out_file(args.out, f"{profile.name}.yaml") if args.out else PROFILE_DIR / f"{profile.name}.yaml"
     params = [p.strip() for p in args.params.split(",")] if args.params else None
     if args.measurements:
         new, fits = calibrate_from_measurements(profile, args.measurements, params, console.print, args.latency_scale)
@@ -123,7 +143,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         new, fits = calibrate_host_profile(profile, args.per_model, args.seed, args.input_size, console.print)
     else:
         raise UserError(f"{profile.name} is a device profile: pass --measurements FILE.csv (columns {', '.join(COLUMNS)})")
-    out = args.out or PROFILE_DIR / f"{profile.name}.yaml"
     write_profile(new, out)
     print_fits(console, fits)
     console.print(f"wrote {profile.name} v{new.version} to {out}")

@@ -26,8 +26,41 @@ def convert_precision(graph: onnx.ModelProto, precision: str, input_size: int) -
     if precision == "fp16":
         return convert_layers_fp16(graph, layers)
     if precision == "int8":
-        images = np.random.default_rng(0).standard_normal((8, 3, input_size, input_size)).astype(np.float32)
-        return quantize_int8(graph, images, layers)
+        batch, channels, height, width = input_dims(graph)
+        shape = (8, channels, height or input_size, width or input_size)
+        images = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        return quantize_int8(graph, images, layers, batch=batch or len(images))
+    return graph
+
+
+def input_dims(graph: onnx.ModelProto) -> list[int]:
+    """The (N, C, H, W) of the graph's image input; 0 where a dimension is dynamic."""
+    initializers = {t.name for t in graph.graph.initializer}
+    image = next(i for i in graph.graph.input if i.name not in initializers)
+    return [d.dim_value for d in image.type.tensor_type.shape.dim]
+
+
+def _as_image_input(graph: onnx.ModelProto, model: str, input_size: int) -> onnx.ModelProto:
+    """A user's ONNX file with its image input named as ours and dynamic height/width fixed to ``input_size``.
+
+    Raises:
+        UserError: the graph's input is not one (N, C, H, W) image.
+    """
+    from spaces.onnx_export import INPUT_NAME
+
+    initializers = {t.name for t in graph.graph.initializer}
+    inputs = [i for i in graph.graph.input if i.name not in initializers]
+    if len(inputs) != 1 or len(inputs[0].type.tensor_type.shape.dim) != 4:
+        raise UserError(f"'{model}' must take one image input of shape (N, C, H, W): export it that way")
+    image = inputs[0]
+    for dim in image.type.tensor_type.shape.dim[2:]:
+        if not dim.dim_value:
+            dim.ClearField("dim_param")
+            dim.dim_value = input_size
+    if image.name != INPUT_NAME:
+        for node in graph.graph.node:
+            node.input[:] = [INPUT_NAME if name == image.name else name for name in node.input]
+        image.name = INPUT_NAME
     return graph
 
 
@@ -62,8 +95,13 @@ def model_graph(model: str, precision: str | None, input_size: int) -> onnx.Mode
             onnx.checker.check_model(graph)
         except Exception as exc:  # noqa: BLE001 (onnx raises many types for a bad file)
             raise UserError(f"'{model}' is not a valid ONNX model ({type(exc).__name__}): export it again") from None
+        graph = _as_image_input(graph, model, input_size)
         return convert_precision(graph, precision, input_size) if precision else graph
     from search.models import check_model_name
 
     check_model_name(model)
-    return onnx.load_from_string(_named_graph_bytes(model, precision or "fp32", input_size))
+    try:
+        return onnx.load_from_string(_named_graph_bytes(model, precision or "fp32", input_size))
+    except RuntimeError as exc:  # torch refuses an input too small for the network's strides and kernels
+        first = str(exc).strip().splitlines()[0]
+        raise UserError(f"{model} cannot run at --input-size {input_size} ({first}): use a larger size") from None

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 CALIBRATION_BATCH = 32
 
 
-def quantize_int8(model: onnx.ModelProto, calibration: np.ndarray, int8_layers: list[str]) -> onnx.ModelProto:
+def quantize_int8(
+    model: onnx.ModelProto, calibration: np.ndarray, int8_layers: list[str], batch: int = CALIBRATION_BATCH
+) -> onnx.ModelProto:
     """Quantize the weights and inputs of ``int8_layers`` to INT8; every other compute layer is in NNCF's ignored scope.
 
     Activations are quantized per tensor: NNCF's default per-channel activation
@@ -28,6 +30,7 @@ def quantize_int8(model: onnx.ModelProto, calibration: np.ndarray, int8_layers: 
         model: A prepared FP32 graph (see ``spaces.onnx_export``).
         calibration: Calibration images, shape (N, C, H, W).
         int8_layers: Names of the compute nodes to quantize.
+        batch: Images per calibration batch (1 for a graph with a fixed batch of one).
     """
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "No CUDA runtime" on CPU machines
     import nncf
@@ -36,7 +39,7 @@ def quantize_int8(model: onnx.ModelProto, calibration: np.ndarray, int8_layers: 
     logging.getLogger("nncf").setLevel(logging.ERROR)
     wanted = set(int8_layers)
     ignored = [name for name in compute_node_names(model) if name not in wanted]
-    batches = [calibration[i : i + CALIBRATION_BATCH] for i in range(0, len(calibration), CALIBRATION_BATCH)]
+    batches = [calibration[i : i + batch] for i in range(0, len(calibration), batch)]
     with contextlib.redirect_stdout(io.StringIO()):  # NNCF draws progress bars on stdout, with no switch to turn them off
         return nncf.quantize(
             model,

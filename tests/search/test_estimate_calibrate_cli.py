@@ -35,15 +35,58 @@ def test_estimate_reads_an_onnx_file_and_refuses_bad_input(tmp_path):
     result = run_cli("estimate", "--hw", "rpi4", "--model", str(path), "--json")
     assert result.returncode == 0 and json.loads(result.stdout)["latency_ms"] > 0
     (tmp_path / "bad.onnx").write_text("nope")
+    (tmp_path / "cumsum.onnx").write_bytes(_cumsum_graph().SerializeToString())
     for args, message in [
         (["--model", str(tmp_path / "bad.onnx")], "is not a valid ONNX model"),
         (["--model", str(tmp_path / "missing.onnx")], "not found"),
         (["--model", "resnet1888"], "unknown model"),
         (["--hw", "pixel7:npu", "--model", "small_cnn"], "unknown unit of pixel7"),
+        (["--hw", "rpi4", "--model", "small_cnn", "--precision", "fp16"], "rpi4:cpu does not run fp16"),
+        (["--hw", "rpi4", "--model", "small_cnn", "--threads", "8"], "runs at most 4 thread(s)"),
+        (["--model", "small_cnn", "--input-size", "0"], "--input-size must be at least 1"),
+        (["--model", str(tmp_path / "cumsum.onnx")], "op 'CumSum' (node 'sum') is not covered"),
     ]:
         hw = [] if "--hw" in args else ["--hw", "pixel7"]
         bad = run_cli("estimate", *hw, *args)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+
+
+def test_estimate_fixes_a_files_dynamic_size_and_quantizes_its_own_input(tmp_path):
+    import torch
+
+    path = tmp_path / "dynamic.onnx"
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU()).eval()
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 3, 16, 16),),
+        str(path),
+        input_names=["pixels"],
+        dynamic_axes={"pixels": {2: "h", 3: "w"}},
+        dynamo=False,
+    )
+    at = {
+        size: json.loads(run_cli("estimate", "--hw", "pixel7", "--model", str(path), "--input-size", size, "--json").stdout)
+        for size in ("16", "32")
+    }
+    assert at["32"]["macs"] == 4 * at["16"]["macs"] == 4 * 16 * 16 * 8 * 27 and at["32"]["input_size"] == 32
+    int8 = run_cli("estimate", "--hw", "pixel7", "--model", str(path), "--input-size", "16", "--precision", "int8", "--json")
+    assert int8.returncode == 0, int8.stderr
+    assert json.loads(int8.stdout)["size_bytes"] < at["16"]["size_bytes"]
+
+
+def _cumsum_graph():
+    from onnx import TensorProto, helper
+
+    axis = helper.make_tensor("axis", TensorProto.INT64, [], [1])
+    node = helper.make_node("CumSum", ["input", "axis"], ["output"], name="sum")
+    graph = helper.make_graph(
+        [node],
+        "cumsum",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [axis],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
 def test_calibrate_recovers_a_known_profile_from_measurements(tmp_path):
@@ -106,6 +149,12 @@ def test_calibrate_bad_measurements(tmp_path):
         ),
         "prec.csv": ("model,precision,unit,threads,input_size,latency_ms\nsmall_cnn,int8,gpu,1,32,1.0\n", "does not run int8"),
         "num.csv": ("model,precision,unit,threads,input_size,latency_ms\nsmall_cnn,fp32,cpu,one,32,1.0\n", "must be integers"),
+        "thr.csv": ("model,precision,unit,threads,input_size,latency_ms\nsmall_cnn,fp32,cpu,16,32,1.0\n", "line 2: threads 16"),
+        "zero.csv": ("model,precision,unit,threads,input_size,latency_ms\nsmall_cnn,fp32,cpu,1,32,0\n", "must be positive"),
+        "name.csv": (
+            "model,precision,unit,threads,input_size,latency_ms\nsmall_cnn,fp32,cpu,1,32,1\nsmal_cnn,fp32,cpu,1,32,1\n",
+            "line 3: unknown model 'smal_cnn'",
+        ),
     }
     for name, (text, message) in cases.items():
         path = tmp_path / name
@@ -114,5 +163,15 @@ def test_calibrate_bad_measurements(tmp_path):
         result = run_cli("calibrate", "--hw", "pixel7", "--measurements", str(path), "--out", str(tmp_path / "out.yaml"))
         assert result.returncode == 2 and message in result.stderr, (name, result.stderr)
         assert not (tmp_path / "out.yaml").exists()
+    good = tmp_path / "good.csv"
+    good.write_text("\ufeffmodel, precision, unit, threads, input_size, latency_ms\nsmall_cnn, fp32, cpu, 1, 32, 1.0\n")
+    for args, message in [
+        (["--params", "gmacs.fp99", "--out", str(tmp_path / "p.yaml")], "--params: cannot fit gmacs.fp99"),
+        (["--out", str(tmp_path)], "is a folder"),
+    ]:
+        result = run_cli("calibrate", "--hw", "pixel7", "--measurements", str(good), *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    spreadsheet = run_cli("calibrate", "--hw", "pixel7", "--measurements", str(good), "--out", str(tmp_path / "out.yaml"))
+    assert spreadsheet.returncode == 0, spreadsheet.stderr  # a byte-order mark and spaces after commas are read
     device = run_cli("calibrate", "--hw", "pixel7", "--out", str(tmp_path / "out.yaml"))
     assert device.returncode == 2 and "pass --measurements" in device.stderr
