@@ -281,14 +281,17 @@ class _ExecutedReader:
         precision: Precision = "int8" if quantized else ("fp16" if dtype == FP16_TYPE else "fp32")
         self._set(node.output[0], out_shape, 1)
         params = math.prod(dims) if b in self.static else 0
+        bias_index = 6 if quantized else 2  # Gemm, FusedGemm: C; QGemm: C after A, B and their scales and zero points
+        has_bias = len(node.input) > bias_index and node.input[bias_index] in self.static
+        bias = math.prod(self.static[node.input[bias_index]][0]) if has_bias else 0
         op = Op(
             node.name,
             node.op_type,
             "gemm",
             precision,
             macs=math.prod(out_shape) * k,
-            params=params,
-            weight_bytes=params * (1 if quantized else 4),
+            params=params + bias,
+            weight_bytes=params * (1 if quantized else 4) + 4 * bias,
             input_elems=math.prod(a_shape),
             output_elems=math.prod(out_shape),
             shape=out_shape,

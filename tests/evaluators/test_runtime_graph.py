@@ -39,3 +39,12 @@ def test_executed_graph_shows_what_onnxruntime_runs():
     estimate = estimate_model(_int8_graph(), profile, "cpu")
     assert not [row for row in estimate.layers if row.op_type == "Convert"]  # conversions are the graph's own ops
     assert estimate.latency_ms > 0
+
+
+def test_host_and_device_views_count_the_same_weights():
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10)
+    ).eval()
+    unit = load_profile("host")[1]
+    expected = sum(p.numel() for p in model.parameters())  # the classifier's bias included
+    assert graph_for_unit(export_onnx(model, 16), unit).params == read_graph(export_onnx(model, 16)).params == expected
