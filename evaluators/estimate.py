@@ -24,9 +24,7 @@ def graph_for_unit(model: onnx.ModelProto, unit: Unit) -> Graph:
 
 def cost_model(profile: Profile, unit_name: str, threads: int | None = None) -> CostModel:
     """The cost model of one unit of ``profile``, with its fallback unit resolved."""
-    unit = profile.units[unit_name]
-    fallback = profile.units[unit.fallback] if unit.fallback else None
-    return CostModel(unit, threads=threads, fallback=fallback, name=unit_name)
+    return CostModel(profile.units[unit_name], threads=threads, fallback=profile.fallback_of(unit_name), name=unit_name)
 
 
 def estimate_model(model: onnx.ModelProto, profile: Profile, unit_name: str, threads: int | None = None) -> Estimate:

@@ -155,6 +155,11 @@ class Profile(_Strict):
         """The named unit, or the default one."""
         return self.units[name or self.default_unit]
 
+    def fallback_of(self, name: str) -> Unit | None:
+        """The unit that runs what unit ``name`` cannot (precisions it lacks), if it has one."""
+        fallback = self.units[name].fallback
+        return self.units[fallback] if fallback else None
+
     def cited_sources(self) -> set[str]:
         """The keys of ``sources`` that some number of some unit cites."""
         return {item.source for unit in self.units.values() for _, item in _sourced_items(unit)}

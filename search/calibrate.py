@@ -160,9 +160,9 @@ def calibrate_from_measurements(
     for unit_name, samples in by_unit.items():
         unit = profile.units[unit_name]
         chosen = params or default_params(profile, unit_name, samples, rows)
-        fallback = profile.units[unit.fallback] if unit.fallback else None
         key = source_key(profile, unit_name)
-        result = tie_unmeasured_precisions(fit(unit, samples, chosen, key, fallback=fallback), unit, chosen, key)
+        fitted = fit(unit, samples, chosen, key, fallback=profile.fallback_of(unit_name))
+        result = tie_unmeasured_precisions(fitted, unit, chosen, key)
         results[unit_name] = result
         text = (
             f"`search calibrate --hw {profile.name} --measurements {Path(path).name}{scaled}`: {unit_name} fitted "

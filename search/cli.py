@@ -92,7 +92,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     hw = f"{profile.name}:{unit_name}"
     if args.threads and args.threads > unit.max_threads:
         raise UserError(f"--threads {args.threads}: {hw} runs at most {unit.max_threads} thread(s)")
-    runs = {*unit.precisions, *(profile.units[unit.fallback].precisions if unit.fallback else ())}
+    fallback_unit = profile.fallback_of(unit_name)
+    runs = {*unit.precisions, *(fallback_unit.precisions if fallback_unit else ())}
     if args.precision and args.precision not in runs:
         raise UserError(f"{hw} does not run {args.precision}: use --precision {' or '.join(sorted(runs))}")
     graph = model_graph(args.model, args.precision, args.input_size)
@@ -102,8 +103,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         raise UserError(f"{args.model}: {exc}; it cannot be estimated on {hw}") from None
     except ValueError as exc:  # a precision neither the unit nor its fallback runs
         raise UserError(f"{args.model} on {hw}: {exc}: convert it, or pick another unit") from None
-    fallback = sorted({row.precision for row in estimate.layers if row.unit != unit_name and row.op_type != "Convert"})
-    fallback_note = f"; {', '.join(fallback)} layers run on its fallback unit {unit.fallback}" if fallback else ""
+    on_fallback = sorted({row.precision for row in estimate.layers if row.unit != unit_name and row.op_type != "Convert"})
+    fallback_note = f"; {', '.join(on_fallback)} layers run on its fallback unit {unit.fallback}" if on_fallback else ""
     if args.json:
         data = {
             "hw": hw,
@@ -111,7 +112,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             "model": args.model,
             "precision": args.precision or ("as given" if args.model.endswith(".onnx") else "fp32"),
             "input_size": input_dims(graph)[2],
-            "fallback_unit": unit.fallback if fallback else None,
+            "fallback_unit": unit.fallback if on_fallback else None,
             **estimate.summary(),
         }
         if args.by_layer:

@@ -33,11 +33,17 @@ def convert_precision(graph: onnx.ModelProto, precision: str, input_size: int) -
     return graph
 
 
+def _data_inputs(graph: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The graph's inputs that are fed at run time (older exporters also list weights as inputs)."""
+    from spaces.onnx_export import initializers
+
+    weights = initializers(graph)
+    return [i for i in graph.graph.input if i.name not in weights]
+
+
 def input_dims(graph: onnx.ModelProto) -> list[int]:
     """The (N, C, H, W) of the graph's image input; 0 where a dimension is dynamic."""
-    initializers = {t.name for t in graph.graph.initializer}
-    image = next(i for i in graph.graph.input if i.name not in initializers)
-    return [d.dim_value for d in image.type.tensor_type.shape.dim]
+    return [d.dim_value for d in _data_inputs(graph)[0].type.tensor_type.shape.dim]
 
 
 def _as_image_input(graph: onnx.ModelProto, model: str, input_size: int) -> onnx.ModelProto:
@@ -48,8 +54,7 @@ def _as_image_input(graph: onnx.ModelProto, model: str, input_size: int) -> onnx
     """
     from spaces.onnx_export import INPUT_NAME
 
-    initializers = {t.name for t in graph.graph.initializer}
-    inputs = [i for i in graph.graph.input if i.name not in initializers]
+    inputs = _data_inputs(graph)
     if len(inputs) != 1 or len(inputs[0].type.tensor_type.shape.dim) != 4:
         raise UserError(f"'{model}' must take one image input of shape (N, C, H, W): export it that way")
     image = inputs[0]
