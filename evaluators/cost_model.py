@@ -3,7 +3,8 @@
 For each op: ``overhead + max(compute time, memory time)`` (plus the share of the
 shorter one the unit cannot overlap, ``1 - memory_overlap``), where compute time
 is MACs over the unit's throughput for the op's precision and kind (vector ops
-over its vector throughput), and memory time is the bytes the op reads and
+over its vector throughput; on a GPU, a MAC kernel with too few outputs to fill its lanes runs at the
+share it fills), and memory time is the bytes the op reads and
 writes over the cache bandwidth when they fit in the cache, else the DRAM
 bandwidth. Ops the unit's runtime fuses into their producer (activations,
 BatchNorm) cost nothing of their own. Each tensor that crosses from one
@@ -204,7 +205,7 @@ class CostModel:
             efficiency = unit.efficiency(precision, kind) * unit.alignment_factor(precision, channels)
             vector_rate = unit.vector_gops[precision].value * unit.vector_efficiency("epilogue") * 1e9
             seconds_per_unit = 1 / (unit.gmacs[precision].value * efficiency * 1e9)
-            compute_s = op.macs * seconds_per_unit + op.output_elems / vector_rate
+            compute_s = (op.macs * seconds_per_unit + op.output_elems / vector_rate) / unit.occupancy(op.output_elems)
             work = op.macs
         else:
             work = op.vector_ops

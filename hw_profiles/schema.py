@@ -14,6 +14,8 @@ ComputeKind = Literal["conv", "pointwise", "depthwise", "grouped", "gemm", "im2c
 CORE_KINDS = ("conv", "pointwise", "depthwise", "grouped", "gemm")
 # Kinds of the ops that are not MACs (see evaluators.graph.KIND): their rate is vector_gops x this efficiency.
 # "epilogue" is the per-output work of a compute op (bias, activation, requantization, store).
+# Output elements one GPU work item writes: the TFLite GPU delegate stores tensors as 4-channel slices.
+ITEM_ELEMS = 4
 VectorKind = Literal["activation", "eltwise", "pool", "reduce", "norm", "softmax", "copy", "resize", "convert", "epilogue"]
 
 
@@ -68,6 +70,9 @@ class Unit(_Strict):
     # Share of an op's shorter time (compute or memory) hidden behind its longer one: 1 is the roofline's
     # max(compute, memory), 0 adds them (kernels that load, then compute, with nothing to overlap). 1 if absent.
     memory_overlap: Sourced | None = None
+    # GPUs: work items (one per ITEM_ELEMS output elements, a 4-channel slice) a MAC kernel needs in flight to
+    # keep every lane busy; a kernel with fewer reaches that share of its rate. Absent: always full (CPUs).
+    occupancy_items: Sourced | None = None
     fused_ops: list[str] = Field(default_factory=lambda: ["Relu", "Clip"])
     # Ops the runtime elides, e.g. Concat written in place into slices of its output (XNNPACK, TensorRT).
     free_ops: list[str] = Field(default_factory=list)
@@ -99,6 +104,12 @@ class Unit(_Strict):
     def overlap(self) -> float:
         """Share of the shorter of an op's compute and memory time that overlaps the longer (1 unless given)."""
         return self.memory_overlap.value if self.memory_overlap is not None else 1.0
+
+    def occupancy(self, output_elems: int) -> float:
+        """Share of the unit's lanes a MAC kernel writing ``output_elems`` outputs keeps busy (1 without ``occupancy_items``)."""
+        if self.occupancy_items is None or self.occupancy_items.value == 0:
+            return 1.0
+        return min(1.0, output_elems / ITEM_ELEMS / self.occupancy_items.value)
 
     def op_factor(self, op_type: str, precision: Precision) -> float:
         """Efficiency multiplier for one op type (1 unless the profile singles it out)."""

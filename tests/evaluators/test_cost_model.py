@@ -103,3 +103,21 @@ def test_memory_overlap_chooses_between_roofline_max_and_sum(pixel7_cpu):
         assert sum_row.ms == pytest.approx(max_row.ms + memory_ms)  # overlap 0: memory time adds to compute
         assert half_row.ms == pytest.approx(max_row.ms + memory_ms / 2)
         assert sum_row.mj == pytest.approx(max_row.mj + pixel7_cpu.energy.static_w.value * memory_ms)  # busy power
+
+
+def test_a_gpu_kernel_too_small_to_fill_its_lanes_runs_at_the_share_it_fills(pixel7_cpu):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 1), torch.nn.Conv2d(64, 64, 3, padding=1)).eval()
+    graph = read_graph(export_onnx(model, 8))
+    items = 64 * 8 * 8 // 4  # one work item per 4-channel output slice
+
+    def conv_ms(occupancy_items: float | None) -> float:
+        update = {"occupancy_items": None if occupancy_items is None else Sourced(value=occupancy_items, source="test")}
+        row = max(CostModel(pixel7_cpu.model_copy(update=update)).estimate(graph).layers, key=lambda r: r.macs)
+        assert row.bound == "compute"
+        return row.ms
+
+    full = conv_ms(None)
+    assert conv_ms(items) == pytest.approx(full)  # enough outputs to fill every lane
+    half, quarter = conv_ms(2 * items), conv_ms(4 * items)
+    assert half > full
+    assert quarter - half == pytest.approx(2 * (half - full))  # compute time x 1 / share filled
