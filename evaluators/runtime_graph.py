@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 INT8_TYPES = {2, 3}  # onnx.TensorProto.UINT8, INT8
 FP16_TYPE = 10
+INT64_TYPE = 7
+INT_TYPES = {6, INT64_TYPE}  # onnx.TensorProto.INT32, INT64
+MAX_AXES = 8
 CONV_OPS = {"Conv", "FusedConv", "QLinearConv"}
 GEMM_OPS = {"Gemm", "MatMul", "QGemm", "FusedGemm", "FusedMatMul"}
 CONVERSIONS = {"QuantizeLinear": "int8", "DequantizeLinear": "fp32", "DynamicQuantizeLinear": "int8"}
@@ -41,6 +44,9 @@ CONTRIB = {
     "QLinearLeakyRelu": ("activation", (0,)),
     "QLinearSoftmax": ("softmax", (0,)),
     "NhwcMaxPool": ("pool", (0,)),
+    "QuickGelu": ("activation", (0,)),  # onnxruntime's fusion of x * Sigmoid(x) (SiLU / Swish)
+    "FastGelu": ("activation", (0,)),
+    "BiasGelu": ("activation", (0,)),
     "ReorderInput": ("copy", (0,)),
     "ReorderOutput": ("copy", (0,)),
     "Upsample": ("resize", (0,)),
@@ -88,9 +94,11 @@ class _ExecutedReader:
             if t.HasField("shape") and all(dims):
                 self.shape[vi.name] = dims
         self.static: dict[str, tuple[tuple[int, ...], int]] = {}
+        self.ints: dict[str, list[int]] = {}  # small integer constants: the axes of a reduction given as an input
         for init in model.graph.initializer:
             self.static[init.name] = (tuple(init.dims), init.data_type)
             self.shape[init.name], self.dtype[init.name] = tuple(init.dims), init.data_type
+            self._keep_ints(init.name, init)
         self.producer: dict[str, int] = {}
 
     def read(self) -> Graph:
@@ -100,6 +108,11 @@ class _ExecutedReader:
                 value = next((a.t for a in node.attribute if a.name == "value"), None)
                 if value is not None:
                     self.static[node.output[0]] = (tuple(value.dims), value.data_type)
+                    self._keep_ints(node.output[0], value)
+                continue
+            if node.op_type in ("Shape", "Size"):  # metadata of a tensor whose shape is fixed: no cost
+                for out in node.output:
+                    self.static[out] = ((), INT64_TYPE)
                 continue
             if node.op_type == "Identity":
                 src, out = node.input[0], node.output[0]
@@ -112,7 +125,12 @@ class _ExecutedReader:
                 if src in self.producer:
                     self.producer[out] = self.producer[src]
                 continue
-            op, data = self._op(node)
+            try:
+                op, data = self._op(node)
+            except (IndexError, ValueError) as exc:  # a shape the optimized graph leaves unknown
+                if isinstance(exc, UncoveredOpError):
+                    raise
+                raise UncoveredOpError(f"{node.op_type} with an input shape the host view cannot read", node.name) from None
             for name in data:
                 producer = self.producer.get(name, -1)
                 op.inputs.append(producer)
@@ -126,6 +144,12 @@ class _ExecutedReader:
         for i in outputs:
             ops[i].readers += 1
         return Graph(ops=ops, output_ops=outputs, explicit_conversions=True)
+
+    def _keep_ints(self, name: str, tensor: onnx.TensorProto) -> None:
+        from onnx import numpy_helper
+
+        if tensor.data_type in INT_TYPES and math.prod(tensor.dims) <= MAX_AXES:
+            self.ints[name] = [int(v) for v in numpy_helper.to_array(tensor).ravel()]
 
     def _precision(self, name: str) -> Precision:
         dtype = self.dtype.get(name)
@@ -157,8 +181,14 @@ class _ExecutedReader:
                 self.static[out] = ((), 1)
             return Op(node.name, op_type, "reshape", "fp32"), []
         in_shape = self.shape.get(data[0], (1,))
-        out_shape = self._out_shape(node, in_shape)
-        self._set(node.output[0], out_shape, self.dtype.get(data[0], 1) if precision != "int8" else 2)
+        dtype = self.dtype.get(data[0], 1) if precision != "int8" else 2
+        if op_type == "Split":
+            for out, part in zip(node.output, self._split_shapes(node, in_shape), strict=False):
+                self._set(out, part, dtype)
+            out_shape = in_shape  # the parts together
+        else:
+            out_shape = self._out_shape(node, in_shape)
+            self._set(node.output[0], out_shape, dtype)
         in_elems = sum(math.prod(self.shape.get(t, (1,))) for t in data)
         out_elems = math.prod(out_shape)
         vector_ops = out_elems
@@ -206,11 +236,41 @@ class _ExecutedReader:
             if op_type == "NhwcMaxPool" or channels_last:
                 return (in_shape[0], *spatial, in_shape[3])
             return (*in_shape[:2], *spatial)
+        if op_type.startswith("Reduce"):
+            given = _attr(node, "axes", None)
+            if given is None and len(node.input) > 1 and node.input[1]:
+                given = self.ints.get(node.input[1])
+            axes = {a % len(in_shape) for a in given} if given else set(range(len(in_shape)))
+            keep = bool(_attr(node, "keepdims", 1))
+            return tuple(1 if i in axes else d for i, d in enumerate(in_shape) if keep or i not in axes)
+        if op_type == "Reshape" and node.input[1] in self.ints:
+            target = [in_shape[i] if d == 0 else d for i, d in enumerate(self.ints[node.input[1]])]
+            known = math.prod(d for d in target if d != -1)
+            return tuple(math.prod(in_shape) // known if d == -1 else d for d in target)
+        if op_type in ("Squeeze", "Unsqueeze"):
+            given = _attr(node, "axes", None) or self.ints.get(node.input[1] if len(node.input) > 1 else "", [])
+            if op_type == "Squeeze":
+                drop = {a % len(in_shape) for a in given} if given else {i for i, d in enumerate(in_shape) if d == 1}
+                return tuple(d for i, d in enumerate(in_shape) if i not in drop)
+            shape = list(in_shape)
+            for a in sorted(a % (len(in_shape) + len(given)) for a in given):
+                shape.insert(a, 1)
+            return tuple(shape)
         if op_type == "Flatten":
             axis = int(_attr(node, "axis", 1))
             return (math.prod(in_shape[:axis]), math.prod(in_shape[axis:]))
         data = [t for t in node.input if t and t not in self.static and t in self.shape]
         return max((self.shape[t] for t in data), key=math.prod, default=in_shape)  # elementwise with broadcast
+
+    def _split_shapes(self, node: onnx.NodeProto, in_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """Shapes of a Split's outputs: sizes from its attribute or input, else equal parts."""
+        axis = int(_attr(node, "axis", 0)) % len(in_shape)
+        sizes = _attr(node, "split", None) or self.ints.get(node.input[1] if len(node.input) > 1 else "")
+        if not sizes:
+            parts = len(node.output)
+            sizes = [math.ceil(in_shape[axis] / parts)] * (parts - 1)
+            sizes.append(in_shape[axis] - sum(sizes))
+        return [(*in_shape[:axis], size, *in_shape[axis + 1 :]) for size in sizes]
 
     def _weight(self, name: str) -> tuple[tuple[int, ...], int]:
         if name not in self.static:

@@ -42,7 +42,9 @@ def load_profile(spec: str) -> tuple[Profile, Unit, str]:
     """Resolve ``NAME`` or ``NAME:UNIT`` (or a path to a YAML file) to the profile, the unit and its name."""
     name, _, unit_name = spec.partition(":")
     path = Path(name)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise UserError(f"profile file '{path}' does not exist: give a profile YAML's path or a name of `search hw list`")
         profile = load_profile_file(path)
     elif name in list_profiles():
         profile = load_profile_file(PROFILE_DIR / f"{name}.yaml")

@@ -20,7 +20,8 @@ def unknown_name(kind: str, name: str, known: Iterable[str], hint: str) -> UserE
         hint: The command or option that lists valid names.
     """
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    by_lower = {k.lower(): k for k in known}  # PIXEL7 -> pixel7
+    close = [by_lower[c] for c in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.5)]
     if close:
         suggestion = f"did you mean {', '.join(close)}?"
     elif len(known) <= 12:

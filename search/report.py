@@ -157,11 +157,12 @@ def print_fits(console: Console, fits: dict[str, FitResult]) -> None:
     from rich.table import Table
 
     for name, result in fits.items():
-        table = Table(
-            title=f"{name}: median |error| {result.error_before['median_abs_pct']:.1f}% -> "
+        console.print(  # a line of its own: a table title would wrap to the narrow table's width
+            f"{name}: median |error| {result.error_before['median_abs_pct']:.1f}% -> "
             f"{result.error_after['median_abs_pct']:.1f}%, within +-10%: "
             f"{100 * result.error_before['within_10pct']:.0f}% -> {100 * result.error_after['within_10pct']:.0f}%"
         )
+        table = Table()
         table.add_column("parameter")
         table.add_column("fitted", justify="right")
         for key, value in result.params.items():

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
+import pytest
 import torch
 
 from evaluators.estimate import estimate_model, graph_for_unit
@@ -48,3 +50,40 @@ def test_host_and_device_views_count_the_same_weights():
     unit = load_profile("host")[1]
     expected = sum(p.numel() for p in model.parameters())  # the classifier's bias included
     assert graph_for_unit(export_onnx(model, 16), unit).params == read_graph(export_onnx(model, 16)).params == expected
+
+
+class _MeanThenLinear(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = torch.nn.Conv2d(3, 16, 3), torch.nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+@pytest.mark.parametrize("opset", [17, 18])  # 18 gives ReduceMean its axes as an input, 17 as an attribute
+def test_host_view_reads_the_shape_a_reduction_leaves(tmp_path, opset):
+    path = tmp_path / "mean.onnx"
+    torch.onnx.export(_MeanThenLinear().eval(), (torch.randn(1, 3, 16, 16),), str(path), opset_version=opset, dynamo=False)
+    host = graph_for_unit(onnx.load(path), load_profile("host")[1])
+    (reduce,) = [op for op in host.ops if op.op_type == "ReduceMean"]
+    (gemm,) = [op for op in host.ops if op.kind == "gemm"]
+    assert reduce.shape == (1, 16) and gemm.macs == 16 * 10
+
+
+class _SiluSplit(torch.nn.Module):  # MixNet-style: one tensor split into groups with their own kernel sizes
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.SiLU())
+        self.small, self.large = torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 5, padding=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = torch.split(self.stem(x), [8, 8], dim=1)
+        return torch.cat([self.small(a), self.large(b)], 1).reshape(1, 16, -1).mean(-1)
+
+
+def test_host_view_reads_silu_fusions_splits_and_reshapes():
+    model = export_onnx(_SiluSplit().eval(), 16)
+    host = graph_for_unit(model, load_profile("host")[1])
+    assert {"QuickGelu", "Split"} <= {op.op_type for op in host.ops}  # onnxruntime fuses x * Sigmoid(x)
+    assert host.macs == read_graph(model).macs  # the split halves and the reshaped tensor keep their shapes

@@ -39,6 +39,8 @@ def test_hw_list_and_show():
     "args, message",
     [
         (["--hw", "pixel8"], "unknown hardware profile 'pixel8': did you mean pixel7"),
+        (["--hw", "PIXEL7"], "unknown hardware profile 'PIXEL7': did you mean pixel7"),
+        (["--hw", "/nonexistent/mine.yaml"], "profile file '/nonexistent/mine.yaml' does not exist"),
         (["--hw", "pixel7:npu"], "unknown unit of pixel7 'npu'"),
         (["--model", "resnet1888"], "unknown model 'resnet1888'"),
         (["--data", "cifar10:/nonexistent"], "cifar10 data not found"),
