@@ -94,7 +94,7 @@ class _ExecutedReader:
             if t.HasField("shape") and all(dims):
                 self.shape[vi.name] = dims
         self.static: dict[str, tuple[tuple[int, ...], int]] = {}
-        self.ints: dict[str, list[int]] = {}  # small integer constants: the axes of a reduction given as an input
+        self.ints: dict[str, list[int]] = {}  # small integer constants: axes, split sizes, reshape targets
         for init in model.graph.initializer:
             self.static[init.name] = (tuple(init.dims), init.data_type)
             self.shape[init.name], self.dtype[init.name] = tuple(init.dims), init.data_type
@@ -127,9 +127,9 @@ class _ExecutedReader:
                 continue
             try:
                 op, data = self._op(node)
-            except (IndexError, ValueError) as exc:  # a shape the optimized graph leaves unknown
-                if isinstance(exc, UncoveredOpError):
-                    raise
+            except UncoveredOpError:
+                raise
+            except (IndexError, ValueError):  # a shape the optimized graph leaves unknown
                 raise UncoveredOpError(f"{node.op_type} with an input shape the host view cannot read", node.name) from None
             for name in data:
                 producer = self.producer.get(name, -1)
@@ -237,9 +237,7 @@ class _ExecutedReader:
                 return (in_shape[0], *spatial, in_shape[3])
             return (*in_shape[:2], *spatial)
         if op_type.startswith("Reduce"):
-            given = _attr(node, "axes", None)
-            if given is None and len(node.input) > 1 and node.input[1]:
-                given = self.ints.get(node.input[1])
+            given = self._list_arg(node, "axes")
             axes = {a % len(in_shape) for a in given} if given else set(range(len(in_shape)))
             keep = bool(_attr(node, "keepdims", 1))
             return tuple(1 if i in axes else d for i, d in enumerate(in_shape) if keep or i not in axes)
@@ -248,7 +246,7 @@ class _ExecutedReader:
             known = math.prod(d for d in target if d != -1)
             return tuple(math.prod(in_shape) // known if d == -1 else d for d in target)
         if op_type in ("Squeeze", "Unsqueeze"):
-            given = _attr(node, "axes", None) or self.ints.get(node.input[1] if len(node.input) > 1 else "", [])
+            given = self._list_arg(node, "axes") or []
             if op_type == "Squeeze":
                 drop = {a % len(in_shape) for a in given} if given else {i for i, d in enumerate(in_shape) if d == 1}
                 return tuple(d for i, d in enumerate(in_shape) if i not in drop)
@@ -262,10 +260,17 @@ class _ExecutedReader:
         data = [t for t in node.input if t and t not in self.static and t in self.shape]
         return max((self.shape[t] for t in data), key=math.prod, default=in_shape)  # elementwise with broadcast
 
+    def _list_arg(self, node: onnx.NodeProto, name: str) -> list[int] | None:
+        """An integer list given as attribute ``name`` (older opsets) or as the node's second input (newer ones)."""
+        given = _attr(node, name, None)
+        if given is None and len(node.input) > 1:
+            given = self.ints.get(node.input[1])
+        return given
+
     def _split_shapes(self, node: onnx.NodeProto, in_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
         """Shapes of a Split's outputs: sizes from its attribute or input, else equal parts."""
         axis = int(_attr(node, "axis", 0)) % len(in_shape)
-        sizes = _attr(node, "split", None) or self.ints.get(node.input[1] if len(node.input) > 1 else "")
+        sizes = self._list_arg(node, "split")
         if not sizes:
             parts = len(node.output)
             sizes = [math.ceil(in_shape[axis] / parts)] * (parts - 1)
