@@ -48,10 +48,11 @@ def host_part(per_model: int, rounds: int, seed: int, input_size: int) -> None:
     import onnx
     import torch
 
-    from evaluators.candidates import Candidate, random_candidates
     from evaluators.estimate import estimate_model
+    from evaluators.host_calibration import Candidate
     from evaluators.onnx_runtime import measure_latency, session
     from hw_profiles import load_profile
+    from search.candidates import random_candidates
     from search.models import build_model
     from spaces.onnx_export import export_onnx
 
@@ -127,7 +128,7 @@ def device_part() -> None:
     """Predict each published row with its device profile; print the table, the +-30% share and order checks."""
     from evaluators.estimate import estimate_model
     from hw_profiles import load_profile
-    from search.graphs import model_graph
+    from search.model_graphs import model_graph
 
     rows = list(csv.DictReader(CHECKS.open()))
     print(

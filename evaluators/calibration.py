@@ -4,40 +4,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
+from core.precisions import REFERENCE, precision_names
 from evaluators.cost_model import CostModel
 from evaluators.graph import Graph
-from hw_profiles.schema import Unit
+from hw_profiles.schema import ComputeKind, Unit, VectorKind
 
 # Parameters a calibration may fit, as dotted paths into a Unit.
+KINDS = get_args(ComputeKind)
 FITTABLE = (
-    "gmacs.fp32",
-    "gmacs.fp16",
-    "gmacs.int8",
-    "kind_efficiency.conv",
-    "kind_efficiency.pointwise",
-    "kind_efficiency.depthwise",
-    "kind_efficiency.grouped",
-    "kind_efficiency.gemm",
-    "kind_efficiency.im2col",
-    *(
-        f"precision_kind_efficiency.{p}.{k}"
-        for p in ("fp32", "fp16", "int8")
-        for k in ("conv", "pointwise", "depthwise", "grouped", "gemm", "im2col")
-    ),
-    "vector_gops.fp32",
-    "vector_gops.fp16",
-    "vector_gops.int8",
-    *(
-        f"vector_kind_efficiency.{k}"
-        for k in ("activation", "eltwise", "pool", "reduce", "norm", "softmax", "copy", "resize", "convert", "epilogue")
-    ),
-    "unaligned_efficiency.fp32",
-    "unaligned_efficiency.fp16",
-    "unaligned_efficiency.int8",
+    *(f"gmacs.{p}" for p in precision_names()),
+    *(f"kind_efficiency.{k}" for k in KINDS),
+    *(f"precision_kind_efficiency.{p}.{k}" for p in precision_names() for k in KINDS),
+    *(f"vector_gops.{p}" for p in precision_names()),
+    *(f"vector_kind_efficiency.{k}" for k in get_args(VectorKind)),
+    *(f"unaligned_efficiency.{p}" for p in precision_names()),
     "cache_gbs",
     "dram_gbs",
     "overhead_us",
@@ -98,13 +82,13 @@ def get_value(unit: Unit, path: str) -> float:
         return unit.vector_efficiency(parts[1])
     if parts[0] == "op_efficiency":
         op_type, _, precision = parts[1].partition(":")
-        return unit.op_factor(op_type, precision or "fp32")  # type: ignore[arg-type]
+        return unit.op_factor(op_type, precision or REFERENCE)  # type: ignore[arg-type]
     if parts[0] == "unaligned_efficiency" and parts[1] not in unit.unaligned_efficiency:
         return 0.8
     if parts[0] == "memory_overlap":
         return unit.overlap()
     if parts[0] == "kind_efficiency":
-        return unit.efficiency("fp32" if "fp32" in unit.precisions else unit.precisions[0], parts[1])  # type: ignore[arg-type]
+        return unit.efficiency(REFERENCE if REFERENCE in unit.precisions else unit.precisions[0], parts[1])  # type: ignore[arg-type]
     node: Any = unit
     for part in parts:
         node = node[part] if isinstance(node, dict) else getattr(node, part)

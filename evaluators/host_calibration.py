@@ -4,7 +4,8 @@ Three stages, so each parameter is fitted to the data that determines it:
 kernel parameters (rates, efficiencies, bandwidths) to onnxruntime's per-node
 kernel times; per-op and per-inference overheads to whole-graph times (the
 profiler's own per-node cost is not in them); thread scaling to whole-graph
-times with two threads. The architectures used here differ from those the
+times with two threads. The caller builds the candidate graphs
+(``search.candidates``); the architectures it uses differ from those the
 benchmark checks (MobileNetV2, EfficientNet-Lite0, ResNet-18).
 """
 
@@ -13,16 +14,10 @@ from __future__ import annotations
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from evaluators.calibration import FitResult, Sample, errors, fit
-from evaluators.candidates import Candidate, random_candidates
 from hw_profiles.schema import Unit
 
-if TYPE_CHECKING:
-    from torch import nn
-
-CALIBRATION_MODELS = ("mnasnet_100", "mobilenetv1_100", "resnet34")
 KERNEL_PARAMS = [
     "gmacs.fp32",
     "gmacs.int8",
@@ -53,36 +48,21 @@ THREAD_PARAMS = ["thread_efficiency", "thread_sync_us"]
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One compressed graph to measure, and how it was drawn."""
+
+    label: str
+    onnx_bytes: bytes
+    input_size: int
+
+
+@dataclass(frozen=True)
 class HostCalibration:
     """The calibrated unit, what it was fitted on, and its fit errors per stage."""
 
     unit: Unit
     description: str
     stages: dict[str, FitResult]
-
-
-def op_zoo(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
-    """Micro-benchmark network: a stack of odd-shaped layers (unaligned channels, 5x5 depthwise, max pooling)."""
-    from torch import nn
-
-    def block(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-    return nn.Sequential(
-        *block(in_chans, 20, 3, 2),
-        *block(20, 20, 3, groups=20),
-        *block(20, 60, 1),
-        *block(60, 60, 5, 2, groups=60),
-        *block(60, 100, 1),
-        nn.MaxPool2d(3, 2, 1),
-        *block(100, 100, 3),
-        *block(100, 250, 1),
-        *block(250, 250, 3, 2, groups=250),
-        *block(250, 72, 1),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(72, num_classes),
-    )
 
 
 def scale_to_total(node_ms: dict[str, float], total_ms: float) -> dict[str, float]:
@@ -116,16 +96,18 @@ def measure(candidates: list[Candidate], threads: int, log: Callable[[str], None
 
 
 def calibrate_host(
-    unit: Unit, per_model: int, seed: int, input_size: int, source: str, log: Callable[[str], None]
+    unit: Unit,
+    candidates: list[Candidate],
+    architectures: list[str],
+    input_size: int,
+    source: str,
+    log: Callable[[str], None],
 ) -> HostCalibration:
-    """Build candidates, profile them on this machine, and fit ``unit`` in three stages."""
-    from search.models import build_model
+    """Profile ``candidates`` (random plans of ``architectures``) on this machine and fit ``unit`` in three stages.
 
-    precisions = tuple(unit.precisions)
-    candidates = list(random_candidates(op_zoo(), "op_zoo", per_model, seed, input_size, precisions))
-    for name in CALIBRATION_MODELS:
-        candidates.extend(random_candidates(build_model(name, 1000), name, per_model, seed, input_size, precisions))
-    log(f"profiling {len(candidates)} graphs ({', '.join(('op_zoo', *CALIBRATION_MODELS))}) in onnxruntime")
+    ``source``: the profile's source key the fitted numbers cite.
+    """
+    log(f"profiling {len(candidates)} graphs ({', '.join(architectures)}) in onnxruntime")
     samples = measure(candidates, 1, log)
     kernels = fit(unit, samples, KERNEL_PARAMS, source, per_op=True)
     overheads = fit(kernels.unit, samples, OVERHEAD_PARAMS, source)
@@ -138,7 +120,7 @@ def calibrate_host(
     single = errors(fitted, samples)
     description = (
         f"`search calibrate --hw host`: onnxruntime on {platform.processor() or platform.machine()}, "
-        f"{len(samples)} graphs at {input_size}x{input_size} ({', '.join(('op_zoo', *CALIBRATION_MODELS))}, random plans), "
+        f"{len(samples)} graphs at {input_size}x{input_size} ({', '.join(architectures)}, random plans), "
         f"{sum(len(s.op_ms) for s in samples)} profiled ops; fit on these graphs: median |error| "
         f"{single['median_abs_pct']:.1f}%, {100 * single['within_10pct']:.0f}% within +-10%"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.errors import UserError, unknown_name, yaml_where
+from core.errors import UserError, unknown_name, yaml_where
 
 if TYPE_CHECKING:
     from hw_profiles.schema import Profile, Unit

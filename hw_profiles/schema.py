@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-Precision = Literal["fp32", "fp16", "int8"]
+from core.precisions import PRECISIONS
+
+
+def _registered(name: str) -> str:
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown precision '{name}': registered precisions are {', '.join(PRECISIONS.names())}")
+    return name
+
+
+# A precision name of core.precisions' registry: a profile can only name precisions the tool knows how to realise.
+Precision = Annotated[str, AfterValidator(_registered)]
 # Op kinds the cost model distinguishes for compute-bound work (see evaluators.graph). "im2col" is a dense
 # conv run by a runtime's generic im2col + GEMM path instead of its specialised kernels (onnxruntime's
 # non-NCHWc FP32 convs); a unit that does not list it costs such convs as "conv".
@@ -161,10 +171,6 @@ class Profile(_Strict):
             if unit.fallback == unit_name:
                 raise ValueError(f"units.{unit_name}.fallback cannot be the unit itself")
         return self
-
-    def unit(self, name: str | None = None) -> Unit:
-        """The named unit, or the default one."""
-        return self.units[name or self.default_unit]
 
     def fallback_of(self, name: str) -> Unit | None:
         """The unit that runs what unit ``name`` cannot (precisions it lacks), if it has one."""

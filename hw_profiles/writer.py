@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from core.files import atomic_target
 from hw_profiles.schema import Profile, Unit
-from search.files import atomic_target
 
 
 def with_unit(profile: Profile, unit_name: str, unit: Unit, source_key: str, source_text: str) -> Profile:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.files import atomic_target
 from search.data import DataSpec, Splits
-from search.files import atomic_target
 
 if TYPE_CHECKING:
     from torch import nn

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.errors import UserError
+from core.errors import UserError
 
 if TYPE_CHECKING:
     from evaluators.calibration import FitResult, Sample
@@ -99,7 +99,7 @@ def samples_for(rows: list[Measurement], profile: Profile, log: Callable[[str], 
     """Samples per unit: each row's model exported at its precision and input size, read for that unit."""
     from evaluators.calibration import Sample
     from evaluators.estimate import graph_for_unit
-    from search.graphs import model_graph
+    from search.model_graphs import model_graph
 
     out: dict[str, list[Sample]] = {}
     for row in rows:
@@ -179,8 +179,11 @@ def calibrate_host_profile(
     """Measure this machine in onnxruntime and fit the host profile's default unit."""
     from evaluators.host_calibration import calibrate_host
     from hw_profiles.writer import next_version, with_unit
+    from search.candidates import calibration_candidates
 
     unit_name = profile.default_unit
+    unit = profile.units[unit_name]
     key = source_key(profile, unit_name)
-    result = calibrate_host(profile.units[unit_name], per_model, seed, input_size, key, log)
+    candidates, architectures = calibration_candidates(per_model, seed, input_size, tuple(unit.precisions))
+    result = calibrate_host(unit, candidates, architectures, input_size, key, log)
     return next_version(with_unit(profile, unit_name, result.unit, key, result.description)), result.stages

@@ -10,14 +10,21 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from search.errors import UserError, check_at_least
+from core.errors import UserError, check_at_least
 
 if TYPE_CHECKING:
     import optuna
 
 EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line and exit code 2, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _console():
@@ -80,10 +87,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     """search estimate: predicted latency and energy of a model on a profile unit."""
     import json
 
+    from core.precisions import REFERENCE
     from evaluators.estimate import estimate_model
     from evaluators.graph import UncoveredOpError
     from hw_profiles import load_profile
-    from search.graphs import input_dims, model_graph
+    from search.model_graphs import input_dims, model_graph
 
     check_at_least("--threads", args.threads, 1)
     check_at_least("--input-size", args.input_size, 1, "px")
@@ -110,7 +118,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             "hw": hw,
             "profile_version": profile.version,
             "model": args.model,
-            "precision": args.precision or ("as given" if args.model.endswith(".onnx") else "fp32"),
+            "precision": args.precision or ("as given" if args.model.endswith(".onnx") else REFERENCE),
             "input_size": input_dims(graph)[2],
             "fallback_unit": unit.fallback if on_fallback else None,
             **estimate.summary(),
@@ -119,7 +127,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             data["layers"] = [vars(row) | {"shape": list(row.shape)} for row in estimate.layers]
         print(json.dumps(data, indent=2))
         return 0
-    from search.report import print_estimate
+    from search.console import print_estimate
 
     title = f"{args.model} on {hw} (v{profile.version}){fallback_note}"
     print_estimate(_console(), estimate, title, args.by_layer)
@@ -128,11 +136,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """search calibrate: fit a profile to measurements (or measure this machine) and write a new version."""
+    from core.files import check_out_file
     from hw_profiles import PROFILE_DIR, load_profile
     from hw_profiles.writer import write_profile
     from search.calibrate import COLUMNS, calibrate_from_measurements, calibrate_host_profile
-    from search.files import check_out_file
-    from search.report import print_fits
+    from search.console import print_fits
 
     console = _console()
     profile, _, _ = load_profile(args.hw.partition(":")[0])
@@ -157,7 +165,7 @@ def _print_frame(frame: Any, title: str, output: str) -> None:
     elif output == "json":
         sys.stdout.write(frame.to_json(orient="records", date_format="iso", indent=1) + "\n")
     else:
-        from search.report import print_frame
+        from search.console import print_frame
 
         print_frame(_console(), frame, title)
 
@@ -234,7 +242,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     """search apply PLAN.yaml --model M --out model.onnx: rebuild a candidate from its plan and score it."""
     import json
 
-    from search.replay import ApplyConfig, apply_plan
+    from search.apply_plan import ApplyConfig, apply_plan
 
     names = {f.name for f in fields(ApplyConfig)}
     metrics = apply_plan(ApplyConfig(**{k: v for k, v in vars(args).items() if k in names}))
@@ -308,6 +316,9 @@ def _add_inspection(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
+    from core.metrics import OBJECTIVES, QUALITY
+    from core.samplers import SAMPLERS
+    from search.data import data_usage
     from search.run import RunConfig
 
     d = RunConfig()
@@ -326,12 +337,22 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "without it the model is trained here on the train split",
     )
     g.add_argument("--pretrained", action="store_true", help="ask timm for pretrained weights (needs internet)")
-    g.add_argument("--data", default=d.data, help="digits, cifar10:DIR, cifar100:DIR or imagefolder:DIR (train/ and val/)")
+    g.add_argument("--data", default=d.data, help=f"data set: {data_usage()}")
     g.add_argument("--input-size", type=int, help="input resolution (default: 32 for digits/CIFAR, 224 for imagefolder)")
     g = p.add_argument_group("study")
     g.add_argument("--trials", type=int, default=d.trials, help="finished trials the study should reach (baselines included)")
-    g.add_argument("--objectives", default=d.objectives, help="accuracy first, then any of latency, energy, size")
-    g.add_argument("--sampler", choices=("nsga2", "tpe", "random"), default=d.sampler)
+    g.add_argument(
+        "--objectives",
+        default=d.objectives,
+        help=f"comma list, {QUALITY} first, then any of: "
+        + "; ".join(f"{o.name} ({o.direction}, {o.description})" for o in OBJECTIVES if o.name != QUALITY),
+    )
+    g.add_argument(
+        "--sampler",
+        choices=SAMPLERS.names(),
+        default=d.sampler,
+        help="; ".join(f"{s.name}: {s.description}" for s in SAMPLERS),
+    )
     g.add_argument("--population", type=int, help="NSGA-II population (default: trials/3 within 8..50)")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--max-accuracy-drop", type=float, help="budget: validation accuracy drop vs uncompressed, in points")
@@ -362,8 +383,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(
+    """The argument parser of every subcommand (choices and help texts from the registries of ``core``)."""
+    from core.precisions import PRECISIONS
+    parser = _Parser(
         prog="search",
         description="Hardware-aware compression search for CNNs: "
         "per-layer pruning and FP32/FP16/INT8 precision, Pareto front on a device profile.",
@@ -383,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--model", required=True, help="model name (small_cnn, hl_cnn, timm, torchvision:NAME) or FILE.onnx")
     est.add_argument(
         "--precision",
-        choices=("fp32", "fp16", "int8"),
+        choices=PRECISIONS.names(),
         help="run every layer in this precision (default: fp32 for names, as given for files)",
     )
     est.add_argument("--input-size", type=int, default=224)

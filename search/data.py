@@ -11,14 +11,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from search.errors import UserError
+from core.data_kinds import DATA_KINDS, DataKind
+from core.errors import UserError
 
 if TYPE_CHECKING:
     import numpy as np
 
     from spaces.finetune import ImageDataset
 
-KINDS = ("digits", "cifar10", "cifar100", "imagefolder")
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -49,26 +49,33 @@ class Splits:
     num_classes: int
 
 
+def data_usage() -> str:
+    """``digits, cifar10:DIR, ...``: every registered data kind as written on the command line."""
+    return ", ".join(kind.usage for kind in DATA_KINDS)
+
+
 def parse_data(text: str, input_size: int | None, seed: int) -> DataSpec:
-    """Parse ``--data`` (``digits``, ``cifar10:DIR``, ``cifar100:DIR``, ``imagefolder:DIR``) and check the files exist."""
-    kind, _, path = text.partition(":")
-    if kind not in KINDS:
-        raise UserError(f"unknown data set '{kind}': use one of digits, cifar10:DIR, cifar100:DIR, imagefolder:DIR")
-    if kind == "digits":
+    """Parse ``--data KIND[:DIR]`` (kinds of ``core.data_kinds``) and check the files exist."""
+    name, _, path = text.partition(":")
+    if name not in DATA_KINDS:
+        raise UserError(f"unknown data set '{name}': use one of {data_usage()}")
+    kind = DATA_KINDS.get(name)
+    if not kind.needs_path:
         if path:
-            raise UserError("'digits' is embedded and takes no path: use --data digits")
-        return DataSpec("digits", None, input_size or 32, seed)
+            raise UserError(f"'{name}' is embedded and takes no path: use --data {name}")
+        return DataSpec(name, None, input_size or kind.default_input_size, seed)
     if not path:
-        raise UserError(f"--data {kind} needs a folder: use --data {kind}:DIR")
+        raise UserError(f"--data {name} needs a folder: use --data {kind.usage}")
     folder = Path(path).expanduser().resolve()
-    if kind in ("cifar10", "cifar100"):
-        _cifar_root(kind, folder)
-        return DataSpec(kind, str(folder), input_size or 32, seed)
+    kind.check(folder)
+    return DataSpec(name, str(folder), input_size or kind.default_input_size, seed)
+
+
+def _check_imagefolder(folder: Path) -> None:
     for sub in ("train", "val"):
         d = folder / sub
         if not d.is_dir() or not any(p.is_dir() for p in d.iterdir()):
             raise UserError(f"imagefolder '{folder}' needs {sub}/ with one subfolder per class: create {d}/CLASS/*.jpg")
-    return DataSpec("imagefolder", str(folder), input_size or 224, seed)
 
 
 def _cifar_root(kind: str, folder: Path) -> Path:
@@ -100,11 +107,7 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
 @lru_cache(maxsize=4)
 def load_splits(spec: DataSpec) -> Splits:
     """Load the data set of ``spec`` (cached per process)."""
-    if spec.kind == "digits":
-        return _digits(spec)
-    if spec.kind in ("cifar10", "cifar100"):
-        return _cifar(spec)
-    return _imagefolder(spec)
+    return DATA_KINDS.get(spec.kind).load(spec)
 
 
 def _digits(spec: DataSpec) -> Splits:
@@ -207,3 +210,19 @@ def _imagefolder(spec: DataSpec) -> Splits:
     val_idx, train_idx = stratified_split(np.asarray(full.targets), (spec.val_fraction,), spec.seed)
     train, val = (cast("ImageDataset", Subset(full, idx.tolist())) for idx in (train_idx, val_idx))
     return Splits(train, val, test, num_classes=len(full.classes))
+
+
+def _no_files(folder: Path) -> None:
+    """Embedded data sets have no folder to check."""
+
+
+DATA_KINDS.register(DataKind("digits", False, 32, _no_files, _digits, "scikit-learn's 1,797 handwritten digits (embedded)"))
+DATA_KINDS.register(
+    DataKind("cifar10", True, 32, lambda folder: _cifar_root("cifar10", folder), _cifar, "torchvision's extracted CIFAR-10")
+)
+DATA_KINDS.register(
+    DataKind("cifar100", True, 32, lambda folder: _cifar_root("cifar100", folder), _cifar, "torchvision's extracted CIFAR-100")
+)
+DATA_KINDS.register(
+    DataKind("imagefolder", True, 224, _check_imagefolder, _imagefolder, "train/ and val/ with one folder per class")
+)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from search.records import store_failure, store_plan, store_result, store_worker
 from search.study import fail_silent_trials, grace_period, objective_values, rerun_interrupted, rerun_of, set_constraints
 from search.trial import TrialJob, TrialOutcome, evaluate_candidate
 
@@ -150,8 +151,7 @@ class TrialLoop:
                     try:
                         beats.add(trial._trial_id)
                         plan = self.space.suggest(trial)
-                        trial.set_user_attr("plan", plan.to_dict())
-                        trial.set_user_attr("driver", driver)
+                        store_plan(trial, plan.to_dict(), driver)
                         pending[remote.remote(self.make_job(plan.to_dict()), state_ref)] = trial
                     except BaseException:
                         self._fail_and_rerun(trial, INTERRUPTED)
@@ -215,18 +215,15 @@ class TrialLoop:
             lines = [line for line in str(exc).splitlines() if line.strip()]
             outcome = TrialOutcome(error=f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300])
         if outcome.worker:
-            trial.set_user_attr("worker", outcome.worker)
+            store_worker(trial, outcome.worker)
         if outcome.error:
-            trial.set_user_attr("fail_reason", outcome.error)
+            store_failure(trial, outcome.error)
             self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             return
         path = (self.artifacts / f"{trial.number:05d}.onnx").resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(outcome.onnx_bytes)
-        trial.set_user_attr("onnx", str(path))
-        trial.set_user_attr("precisions", outcome.precisions)
-        for key, value in outcome.metrics.items():
-            trial.set_user_attr(key, value)
+        store_result(trial, outcome.metrics, outcome.precisions, str(path))
         b = self.budgets
         set_constraints(trial, outcome.metrics, b.reference_top1, b.max_accuracy_drop, b.latency_budget_ms)
         self.study.tell(trial, objective_values(self.objectives, outcome.metrics), skip_if_finished=True)
@@ -244,7 +241,7 @@ class TrialLoop:
         try:
             if not self._running(trial):
                 return
-            trial.set_user_attr("fail_reason", reason)
+            store_failure(trial, reason)
             rerun_interrupted(self.study, self.study.tell(trial, state=TrialState.FAIL))
         except (UpdateFinishedTrialError, ValueError):  # ValueError: tell() of a trial finished meanwhile
             pass  # another driver's stale check failed it in between, and queued it again

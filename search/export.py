@@ -11,7 +11,9 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import UserError
+from core.errors import UserError
+from core.metrics import METRICS
+from search.records import TrialRecord, uncompressed
 from search.study import pareto_front
 
 if TYPE_CHECKING:
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 CARD = "MODEL_CARD.md"
 
 
-def plan_source(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+def plan_source(study: optuna.Study, trial: TrialRecord) -> dict[str, Any]:
     """What a plan was made for: model, checkpoint and its hash, data, input size, profile and version, study, trial."""
     a = study.user_attrs
     return {
@@ -38,46 +40,43 @@ def plan_source(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[st
     }
 
 
-def choose_trials(study: optuna.Study, numbers: list[int] | None) -> list[optuna.trial.FrozenTrial]:
+def choose_trials(study: optuna.Study, numbers: list[int] | None) -> list[TrialRecord]:
     """The front (``numbers`` None) or the named trials, each completed and with its graph on this machine."""
-    from optuna.trial import TrialState
-
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    chosen = pareto_front(study) if numbers is None else []
+    chosen = [TrialRecord.of(t) for t in pareto_front(study)] if numbers is None else []
     for number in numbers or []:
         if number not in trials:
             raise UserError(
                 f"study '{study.study_name}' has no trial {number} (trials 0 to {len(trials) - 1}): see `search show`"
             )
-        trial = trials[number]
-        if trial.state != TrialState.COMPLETE:
-            reason = trial.user_attrs.get("fail_reason", "")
-            raise UserError(f"trial {number} is {trial.state.name}{f' ({reason})' if reason else ''}: export a completed trial")
+        trial = TrialRecord.of(trials[number])
+        if trial.state != "COMPLETE":
+            reason = trial.fail_reason
+            raise UserError(f"trial {number} is {trial.state}{f' ({reason})' if reason else ''}: export a completed trial")
         chosen.append(trial)
     if not chosen:
         raise UserError(f"study '{study.study_name}' has no feasible Pareto front yet: export a trial with --trial N")
     for trial in chosen:
-        graph = Path(trial.user_attrs["onnx"])
-        if not graph.is_file():
+        if not Path(trial.onnx).is_file():
             raise UserError(
-                f"trial {trial.number}'s graph '{graph}' is not on this machine "
-                f"(it ran on {trial.user_attrs.get('driver', '?')}): export it there, or rebuild it with `search apply`"
+                f"trial {trial.number}'s graph '{trial.onnx}' is not on this machine "
+                f"(it ran on {trial.driver or '?'}): export it there, or rebuild it with `search apply`"
             )
     return chosen
 
 
-def write_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, folder: Path) -> None:
+def write_trial(study: optuna.Study, trial: TrialRecord, folder: Path) -> None:
     """``plan.yaml``, ``model.onnx`` and ``MODEL_CARD.md`` of ``trial`` in ``folder`` (created)."""
     from spaces.plan import CompressionPlan
 
     folder.mkdir(parents=True)
     source = plan_source(study, trial)
-    CompressionPlan.from_dict(trial.user_attrs["plan"]).to_yaml(folder / "plan.yaml", source=source)
-    shutil.copyfile(trial.user_attrs["onnx"], folder / "model.onnx")
+    CompressionPlan.from_dict(trial.plan).to_yaml(folder / "plan.yaml", source=source)
+    shutil.copyfile(trial.onnx, folder / "model.onnx")
     (folder / CARD).write_text(model_card(study, trial, source))
 
 
-def export_trials(study: optuna.Study, trials: list[optuna.trial.FrozenTrial], out_dir: Path) -> list[Path]:
+def export_trials(study: optuna.Study, trials: list[TrialRecord], out_dir: Path) -> list[Path]:
     """Write each trial under ``out_dir/trial_NNNNN`` (replacing an earlier export of it); returns the folders."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out '{out_dir}' is a file: pass a folder")
@@ -103,8 +102,8 @@ def export_front(study: optuna.Study, out_dir: Path) -> tuple[list[Path], list[i
     staging = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     front, elsewhere = [], []
-    for member in pareto_front(study):
-        if Path(member.user_attrs["onnx"]).is_file():
+    for member in (TrialRecord.of(t) for t in pareto_front(study)):
+        if Path(member.onnx).is_file():
             front.append(member)
         else:
             elsewhere.append(member.number)
@@ -136,21 +135,19 @@ def layer_estimate(graph_path: str, hw: str) -> tuple[Estimate, int]:
     return estimate_model(onnx.load(graph_path), profile, unit_name), profile.version
 
 
-def model_card(study: optuna.Study, trial: optuna.trial.FrozenTrial, source: dict[str, Any]) -> str:
+def model_card(study: optuna.Study, trial: TrialRecord, source: dict[str, Any]) -> str:
     """The Markdown model card of a trial: source, data, profile, test metrics, per-layer table, reproduce command."""
-    from search.report import layer_precisions, precision_mix, uncompressed_trial
-
-    a = trial.user_attrs
+    m = trial.metrics
     size = source["input_size"]
-    reference = uncompressed_trial(study)
-    estimate, version_now = layer_estimate(a["onnx"], source["hw"])
+    reference = uncompressed(study)
+    estimate, version_now = layer_estimate(trial.onnx, source["hw"])
     lines = [
         f"# {source['model']} compressed for {source['hw']}: trial {trial.number} of study '{study.study_name}'",
         "",
         f"- Source model: `{source['model']}`, checkpoint `{source['checkpoint']}` (sha256 `{source['checkpoint_sha256']}`)",
-        f"- Data: `{source['data']}` at {size}x{size} px, split seed {a['plan']['recipe']['seed']}",
+        f"- Data: `{source['data']}` at {size}x{size} px, split seed {trial.recipe['seed']}",
         f"- Hardware profile: `{source['hw']}`, version {source['profile_version']} when searched",
-        f"- Precisions: {precision_mix(layer_precisions(a))}; recipe: {a['plan']['recipe']}",
+        f"- Precisions: {trial.precision_mix}; recipe: {trial.recipe}",
         "",
         "## Metrics",
         "",
@@ -160,25 +157,19 @@ def model_card(study: optuna.Study, trial: optuna.trial.FrozenTrial, source: dic
         "| metric | this model | uncompressed |",
         "|---|---:|---:|",
     ]
-    for label, key, scale, digits in (
-        ("test top-1 %", "test_top1", 100, 2),
-        ("validation top-1 %", "val_top1", 100, 2),
-        ("size KB", "size_bytes", 1 / 1024, 1),
-        ("MMACs", "macs", 1e-6, 3),
-        ("predicted latency ms", "latency_ms", 1, 4),
-        ("predicted energy mJ", "energy_mj", 1, 4),
-        ("host latency ms", "host_latency_ms", 1, 4),
-    ):
-        ref = f"{reference.user_attrs[key] * scale:.{digits}f}" if reference and key in reference.user_attrs else ""
-        lines.append(f"| {label} | {a[key] * scale:.{digits}f} | {ref} |")
+    for metric in METRICS:
+        key, scale, digits = metric.name, metric.scale, metric.digits
+        ref = f"{reference.metrics[key] * scale:.{digits}f}" if reference and key in reference.metrics else ""
+        ours = f"{m[key] * scale:.{digits}f}" if key in m else ""
+        lines.append(f"| {metric.label} | {ours} | {ref} |")
     lines += ["", "## Layers", ""]
     if version_now != source["profile_version"]:
         lines += [
             f"Per-layer times below use the profile as it is now (version {version_now}): "
-            f"{estimate.latency_ms:.4f} ms in all, against {a['latency_ms']:.4f} ms with version {source['profile_version']}.",
+            f"{estimate.latency_ms:.4f} ms in all, against {m['latency_ms']:.4f} ms with version {source['profile_version']}.",
             "",
         ]
-    lines += layer_table(a["plan"]["layers"], estimate)
+    lines += layer_table(trial.plan["layers"], estimate)
     lines += ["", "## Reproduce", "", "```bash", reproduce_command(source), "```", ""]
     return "\n".join(lines)
 

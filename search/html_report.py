@@ -11,23 +11,16 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.files import atomic_target, check_out_file
-from search.report import (
-    layer_precisions,
-    mean_prune,
-    metric_names,
-    precision_mix,
-    state_counts,
-    uncompressed_trial,
-)
-from search.study import pareto_front
+from core.files import atomic_target, check_out_file
+from core.precisions import precision_names
+from search.records import TrialRecord, records, state_counts, uncompressed
+from search.study import metric_names, pareto_front
 
 if TYPE_CHECKING:
     import optuna
     import plotly.graph_objects as go
 
-PRECISION_CODES = {"fp32": 0, "fp16": 1, "int8": 2}
-PRECISION_COLOURS = ("#4c72b0", "#dd8452", "#55a868")  # fp32, fp16, int8
+PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")  # one colour per registered precision
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
 MAX_LAYERS_ACROSS = 30  # more layers: the per-layer heatmap gets 34 px a column and scrolls sideways
 
@@ -64,8 +57,8 @@ def build_report(study: optuna.Study) -> str:
     """The HTML page of ``study``: header, Pareto front, hypervolume history, per-layer plans of the front, trial table."""
     from plotly.offline import get_plotlyjs
 
-    complete = _complete_trials(study)
-    front = pareto_front(study) if complete else []
+    complete = [r for r in records(study, ("COMPLETE",)) if r.values]
+    front = [TrialRecord.of(t) for t in pareto_front(study)] if complete else []
     body = "\n".join(
         (
             _header(study),
@@ -80,12 +73,6 @@ def build_report(study: optuna.Study) -> str:
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
         f"<style>{CSS}</style>\n<script>{get_plotlyjs()}</script>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
-
-
-def _complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    from optuna.trial import TrialState
-
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
 
 
 def _section(title: str, content: str) -> str:
@@ -115,7 +102,7 @@ def _figure_div(fig: go.Figure, div_id: str, height: int, width: int | None = No
 def _header(study: optuna.Study) -> str:
     attrs = study.user_attrs
     trials = study.get_trials(deepcopy=False)
-    states = state_counts(trials)
+    states = state_counts(records(study))
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]
     names = metric_names(study)
     rows = {
@@ -151,42 +138,41 @@ def _reference(attrs: dict[str, Any]) -> str:
 # --- Pareto front -------------------------------------------------------------------------------------------------------
 
 
-def _metric(names: list[str], trial: optuna.trial.FrozenTrial, name: str) -> float | None:
-    """An objective's value if ``name`` is one of the study's objective ``names``, else the trial's user attribute."""
+def _metric(names: list[str], trial: TrialRecord, name: str) -> float | None:
+    """An objective's value if ``name`` is one of the study's objective ``names``, else the trial's metric."""
     if name in names and trial.values:
         return trial.values[names.index(name)]
-    value = trial.user_attrs.get(name)
-    return float(value) if value is not None else None
+    return trial.metric(name)
 
 
-def _hover(names: list[str], trial: optuna.trial.FrozenTrial, reference_ms: float | None, on_front: bool) -> str:
+def _hover(names: list[str], trial: TrialRecord, reference_ms: float | None, on_front: bool) -> str:
     """The hover text of one trial (plotly renders a small HTML subset, so every value is escaped)."""
-    a = trial.user_attrs
     latency = _metric(names, trial, "latency_ms")
 
     def number(key: str, scale: float, fmt: str, unit: str) -> str:
-        return f"{a[key] * scale:{fmt}}{unit}" if a.get(key) is not None else "n/a"
+        value = trial.metric(key, scale)
+        return f"{value:{fmt}}{unit}" if value is not None else "n/a"
 
     lines = [
-        f"<b>trial {trial.number}</b>" + (f" ({html.escape(str(a['baseline']))})" if a.get("baseline") else ""),
+        f"<b>trial {trial.number}</b>" + (f" ({html.escape(trial.baseline)})" if trial.baseline else ""),
         f"accuracy (val) {trial.values[0]:.2f}%" if trial.values else "",
         f"test accuracy {number('test_top1', 100, '.2f', '%')}",
         f"latency {latency:.3f} ms" if latency is not None else "latency n/a",
         f"energy {number('energy_mj', 1, '.3f', ' mJ')}",
         f"size {number('size_bytes', 1 / 1024, '.1f', ' KB')}",
         f"MACs {number('macs', 1e-6, '.2f', ' M')}",
-        f"precisions {html.escape(precision_mix(layer_precisions(trial.user_attrs)))}",
-        f"mean prune {mean_prune(a.get('plan', {})):.2f}",
+        f"precisions {html.escape(trial.precision_mix)}",
+        f"mean prune {trial.mean_prune:.2f}",
     ]
     if reference_ms and latency:
         lines.append(f"speed-up {reference_ms / latency:.2f}x vs uncompressed")
-    if any(v > 0 for v in trial.constraints.values()):
+    if not trial.feasible:
         lines.append("infeasible: over a budget")
     lines.append("on the Pareto front" if on_front else "dominated")
     return "<br>".join(line for line in lines if line)
 
 
-def _front_section(study: optuna.Study, complete: list[optuna.trial.FrozenTrial], front: list[optuna.trial.FrozenTrial]) -> str:
+def _front_section(study: optuna.Study, complete: list[TrialRecord], front: list[TrialRecord]) -> str:
     if not complete:
         return _empty("No completed trial yet: the front appears once a trial completes (see the trial table below).")
     note = (
@@ -198,32 +184,30 @@ def _front_section(study: optuna.Study, complete: list[optuna.trial.FrozenTrial]
     return f'<p class="note">{html.escape(note)}</p>\n' + _figure_div(_front_figure(study, complete, front), "front", 560)
 
 
-def _front_figure(
-    study: optuna.Study, complete: list[optuna.trial.FrozenTrial], front: list[optuna.trial.FrozenTrial]
-) -> go.Figure:
+def _front_figure(study: optuna.Study, complete: list[TrialRecord], front: list[TrialRecord]) -> go.Figure:
     import plotly.graph_objects as go
 
     on_front = {t.number for t in front}
     names = metric_names(study)
-    reference = uncompressed_trial(study)
+    reference = uncompressed(study)
     reference_ms = _metric(names, reference, "latency_ms") if reference else None
     fig = go.Figure()
     line = sorted(front, key=lambda t: _metric(names, t, "latency_ms") or 0.0)
     fig.add_trace(
         go.Scatter(
             x=[_metric(names, t, "latency_ms") for t in line],
-            y=[t.values[0] for t in line],
+            y=[_accuracy(t) for t in line],
             mode="lines",
             line={"color": "#333", "width": 1.5, "dash": "dot"},
             hoverinfo="skip",
             name="Pareto front",
         )
     )
-    plain = [t for t in complete if not t.user_attrs.get("baseline")]
+    plain = [t for t in complete if not t.baseline]
     groups = (
         ("dominated", [t for t in plain if t.number not in on_front]),
         ("front member", [t for t in plain if t.number in on_front]),
-        ("baseline", [t for t in complete if t.user_attrs.get("baseline")]),
+        ("baseline", [t for t in complete if t.baseline]),
     )
     sizes = [_size_kb(t) for t in complete]
     scale = {"colorscale": "Viridis", "cmin": min(sizes), "cmax": max(sizes)}
@@ -245,7 +229,7 @@ def _front_figure(
 def _points(
     names: list[str],
     name: str,
-    trials: list[optuna.trial.FrozenTrial],
+    trials: list[TrialRecord],
     on_front: set[int],
     reference_ms: float | None,
 ) -> go.Scatter:
@@ -260,10 +244,10 @@ def _points(
     baseline = name == "baseline"
     return go.Scatter(
         x=[_metric(names, t, "latency_ms") for t in trials],
-        y=[t.values[0] for t in trials],
+        y=[_accuracy(t) for t in trials],
         mode="markers+text" if baseline else "markers",
         name=name,
-        text=[html.escape(str(t.user_attrs["baseline"])) for t in trials] if baseline else None,
+        text=[html.escape(t.baseline) for t in trials] if baseline else None,
         textposition="top center",
         textfont={"size": 11, "color": "#333"},
         hovertext=[_hover(names, t, reference_ms, m) for t, m in zip(trials, member, strict=True)],
@@ -278,21 +262,26 @@ def _points(
     )
 
 
-def _size_kb(trial: optuna.trial.FrozenTrial) -> float:
-    return (trial.user_attrs.get("size_bytes") or 0) / 1024
+def _accuracy(trial: TrialRecord) -> float | None:
+    """The first objective (validation accuracy, %) of a completed trial."""
+    return trial.values[0] if trial.values else None
+
+
+def _size_kb(trial: TrialRecord) -> float:
+    return trial.metric("size_bytes", 1 / 1024) or 0.0
 
 
 # --- hypervolume --------------------------------------------------------------------------------------------------------
 
 
-def reference_point(study: optuna.Study, complete: list[optuna.trial.FrozenTrial]) -> list[float]:
+def reference_point(study: optuna.Study, complete: list[TrialRecord]) -> list[float]:
     """The hypervolume reference point: 0 (or the worst value if below) for maximized objectives such as accuracy,
     the worst value plus 10% for minimized ones (latency, energy, size)."""
     from optuna.study import StudyDirection
 
     point = []
     for i, direction in enumerate(study.directions):
-        values = [t.values[i] for t in complete]
+        values = [t.values[i] for t in complete if t.values]
         if direction == StudyDirection.MAXIMIZE:
             point.append(min(0.0, *values))
         else:
@@ -301,9 +290,7 @@ def reference_point(study: optuna.Study, complete: list[optuna.trial.FrozenTrial
     return point
 
 
-def _hypervolume_section(
-    study: optuna.Study, complete: list[optuna.trial.FrozenTrial], front: list[optuna.trial.FrozenTrial]
-) -> str:
+def _hypervolume_section(study: optuna.Study, complete: list[TrialRecord], front: list[TrialRecord]) -> str:
     import optuna
 
     if not front:
@@ -332,7 +319,7 @@ def _hypervolume_section(
 # --- per-layer plans ----------------------------------------------------------------------------------------------------
 
 
-def _plans_section(front: list[optuna.trial.FrozenTrial]) -> str:
+def _plans_section(front: list[TrialRecord]) -> str:
     layers = _layers(front)
     if not layers:
         return _empty("The front is empty (or its trials carry no plan), so there is no per-layer plan to show.")
@@ -342,30 +329,32 @@ def _plans_section(front: list[optuna.trial.FrozenTrial]) -> str:
     return f'<p class="note">{html.escape(note)}</p>\n' + _figure_div(_plans_figure(front, layers), "plans", height, width)
 
 
-def _layers(front: list[optuna.trial.FrozenTrial]) -> list[str]:
+def _layers(front: list[TrialRecord]) -> list[str]:
     """Layer names of the front's plans, in plan order."""
     layers: dict[str, None] = {}
     for trial in front:
-        layers.update(dict.fromkeys(trial.user_attrs.get("plan", {}).get("layers", {})))
+        layers.update(dict.fromkeys(trial.plan.get("layers", {})))
     return list(layers)
 
 
-def _plans_figure(front: list[optuna.trial.FrozenTrial], layers: list[str]) -> go.Figure:
+def _plans_figure(front: list[TrialRecord], layers: list[str]) -> go.Figure:
     import plotly.graph_objects as go
 
+    codes = {name: i for i, name in enumerate(precision_names())}
+    colours = [PALETTE[i % len(PALETTE)] for i in range(len(codes))]
     z, text, custom = [], [], []
     for trial in front:
-        plan = trial.user_attrs.get("plan", {}).get("layers", {})
+        plan = trial.plan.get("layers", {})
         cells = [plan.get(name) for name in layers]
-        z.append([PRECISION_CODES.get(c["precision"]) if c else None for c in cells])
+        z.append([codes.get(c["precision"]) if c else None for c in cells])
         text.append([f"{c['prune_ratio']:.2f}" if c else "" for c in cells])
         custom.append([f"{c['precision']}, prune {c['prune_ratio']:.2f}" if c else "not in plan" for c in cells])
     rows = [
-        " ".join(filter(None, (f"#{t.number}", html.escape(str(t.user_attrs.get("baseline") or "")), f"· {t.values[0]:.1f}%")))
+        " ".join(filter(None, (f"#{t.number}", html.escape(t.baseline), f"· {t.values[0]:.1f}%" if t.values else "")))
         for t in front
     ]
-    steps = len(PRECISION_COLOURS)
-    colourscale = [[edge / steps, colour] for i, colour in enumerate(PRECISION_COLOURS) for edge in (i, i + 1)]
+    steps = len(colours)
+    colourscale = [[edge / steps, colour] for i, colour in enumerate(colours) for edge in (i, i + 1)]
     heatmap = go.Heatmap(
         z=z,
         x=layers,
@@ -379,7 +368,7 @@ def _plans_figure(front: list[optuna.trial.FrozenTrial], layers: list[str]) -> g
         zmax=steps - 0.5,
         xgap=2,
         ygap=2,
-        colorbar={"title": {"text": "precision"}, "tickvals": list(PRECISION_CODES.values()), "ticktext": list(PRECISION_CODES)},
+        colorbar={"title": {"text": "precision"}, "tickvals": list(codes.values()), "ticktext": list(codes)},
     )
     fig = go.Figure(heatmap)
     fig.update_layout(
@@ -394,7 +383,7 @@ def _plans_figure(front: list[optuna.trial.FrozenTrial], layers: list[str]) -> g
 # --- trial table --------------------------------------------------------------------------------------------------------
 
 
-def _table_section(study: optuna.Study, front: list[optuna.trial.FrozenTrial]) -> str:
+def _table_section(study: optuna.Study, front: list[TrialRecord]) -> str:
     from search.inspect_study import trials_table
 
     table = trials_table(study)

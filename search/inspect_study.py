@@ -9,16 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import UserError
-from search.report import layer_precisions, mean_prune, metric_names, state_counts, uncompressed_trial
-from search.study import check_storage, find_study, open_storage, pareto_front, redact, rerun_of
+from core.errors import UserError
+from core.metrics import METRICS
+from core.precisions import precision_names
+from search.records import TrialRecord, records, state_counts, uncompressed
+from search.study import check_storage, find_study, metric_names, open_storage, pareto_front, redact, rerun_of
 
 if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
 STATES = ("COMPLETE", "FAIL", "RUNNING", "WAITING", "PRUNED")
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def open_existing_storage(url: str) -> optuna.storages.BaseStorage:
@@ -59,9 +60,8 @@ def studies_table(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        trials = study.get_trials(deepcopy=False)
         attrs = summary.user_attrs
-        present = state_counts(trials)
+        present = state_counts(records(study))
         counts = {state.lower(): present.get(state, 0) for state in STATES}
         rows.append(
             {
@@ -85,42 +85,27 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     failure reason."""
     import pandas as pd
 
-    frame = study.trials_dataframe(attrs=("number", "state", "values", "duration", "user_attrs"))
     names = metric_names(study)
-    rows = []
-    trials = study.get_trials(deepcopy=False)
-    reruns = rerun_of(trials)
-    for trial, record in zip(trials, frame.to_dict("records"), strict=True):
-        a = trial.user_attrs
-        precisions = list(layer_precisions(a).values())
-        row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name, "baseline": a.get("baseline", "")}
-        for i, name in enumerate(names):
-            row[name] = trial.values[i] if trial.values else None
-        row.update(
-            {
-                "test_top1_pct": 100 * a["test_top1"] if "test_top1" in a else None,
-                "size_kb": a["size_bytes"] / 1024 if "size_bytes" in a else None,
-                "macs_m": a["macs"] / 1e6 if "macs" in a else None,
-                "energy_mj": a.get("energy_mj"),
-                "host_ms": a.get("host_latency_ms"),
-                **{f"{p}_share": (precisions.count(p) / len(precisions)) if precisions else None for p in PRECISIONS},
-                "mean_prune": mean_prune(a.get("plan", {})),
-                "duration_s": record["duration"].total_seconds() if pd.notna(record.get("duration")) else None,
-                "fail_reason": fail_reason(trial, reruns.get(trial.number)),
-            }
-        )
-        rows.append(row)
-    return pd.DataFrame(rows)
+    trials = records(study)
+    reruns = rerun_of(study.get_trials(deepcopy=False))
+    return pd.DataFrame([_row(r, names, reruns.get(r.number)) for r in trials])
 
 
-def fail_reason(trial: optuna.trial.FrozenTrial, rerun: int | None) -> str:
-    """Why a trial failed; a trial failed by the heartbeat check has no reason of its own, its driver stopped."""
-    from optuna.trial import TrialState
-
-    reason = trial.user_attrs.get("fail_reason", "")
-    if trial.state == TrialState.FAIL and not reason:
-        reason = "interrupted: its driver stopped (heartbeat lost)"
-    return reason + (f"; rerun as trial {rerun}" if rerun is not None else "")
+def _row(r: TrialRecord, names: list[str], rerun: int | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"trial": r.number, "state": r.state, "baseline": r.baseline}
+    for i, name in enumerate(names):
+        row[name] = r.values[i] if r.values else None
+    reason = r.fail_reason + (f"; rerun as trial {rerun}" if rerun is not None else "")
+    row.update({m.column: r.metric(m.name, m.scale) for m in METRICS if m.column and m.column not in row})
+    row.update(
+        {
+            **{f"{p}_share": r.precision_share(p) for p in precision_names()},
+            "mean_prune": r.mean_prune,
+            "duration_s": r.duration_s,
+            "fail_reason": reason,
+        }
+    )
+    return row
 
 
 def pareto_table(study: optuna.Study) -> pd.DataFrame:
@@ -128,15 +113,14 @@ def pareto_table(study: optuna.Study) -> pd.DataFrame:
     table = trials_table(study)
     front = [t.number for t in pareto_front(study)]
     table = table[table["trial"].isin(front)].copy()
-    reference = uncompressed_trial(study)
-    if reference is not None and "latency_ms" in reference.user_attrs:
-        table["speedup"] = reference.user_attrs["latency_ms"] / table["trial"].map(_attr(study, "latency_ms"))
-        table["size_reduction"] = 1 - table["trial"].map(_attr(study, "size_bytes")) / reference.user_attrs["size_bytes"]
+    reference = uncompressed(study)
+    if reference is not None and reference.metric("latency_ms"):
+        by_number = {r.number: r for r in records(study)}
+        latency = {n: by_number[n].metric("latency_ms") for n in front}
+        size = {n: by_number[n].metric("size_bytes") for n in front}
+        table["speedup"] = reference.metrics["latency_ms"] / table["trial"].map(latency)
+        table["size_reduction"] = 1 - table["trial"].map(size) / reference.metrics["size_bytes"]
     return table.set_index("trial").loc[front].reset_index()
-
-
-def _attr(study: optuna.Study, key: str) -> dict[int, Any]:
-    return {t.number: t.user_attrs.get(key) for t in study.get_trials(deepcopy=False)}
 
 
 def select(table: pd.DataFrame, state: str | None, sort: str | None, descending: bool) -> pd.DataFrame:

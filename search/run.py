@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import UserError, check_at_least
+from core.errors import UserError, check_at_least
 from spaces.plan import Recipe
 
 if TYPE_CHECKING:
@@ -109,12 +109,14 @@ class Prepared:
 
 def resolve_inputs(config: RunConfig) -> Inputs:
     """Check every user input (profile, objectives, model, data, checkpoint, storage); raise UserError on the first problem."""
+    from core.samplers import SAMPLERS
     from hw_profiles import load_profile
     from search.data import parse_data
     from search.models import check_model_name
     from search.study import check_storage, default_storage, parse_objectives
 
     check_numbers(config)
+    SAMPLERS.get(config.sampler)
     profile, unit, unit_name = load_profile(config.hw)
     objectives = parse_objectives(config.objectives)
     check_model_name(config.model)
@@ -168,6 +170,7 @@ def prepare(inputs: Inputs, console: Console) -> Prepared:
     """Load or train the baseline, analyse the model into a space, measure its FP32 ONNX accuracy."""
     import torch
 
+    from core.precisions import precision
     from evaluators.onnx_runtime import evaluate, session
     from search.baseline import prepare_baseline
     from search.data import load_splits
@@ -195,7 +198,8 @@ def prepare(inputs: Inputs, console: Console) -> Prepared:
         log=console.print,
     )
     model, size = baseline.model, data.input_size
-    int8 = quantizable_layers(model, splits.train, size) if "int8" in inputs.unit.precisions else set()
+    probe = any(precision(p).per_layer_support for p in inputs.unit.precisions)
+    quantizable = quantizable_layers(model, splits.train, size) if probe else set()
     recipe = Recipe(
         finetune_epochs=config.finetune_epochs,
         finetune_lr=config.finetune_lr,
@@ -207,7 +211,7 @@ def prepare(inputs: Inputs, console: Console) -> Prepared:
     space = SearchSpace.build(
         analyse(model, torch.zeros(1, 3, size, size)),
         list(inputs.unit.precisions),
-        int8,
+        quantizable,
         config.max_prune,
         config.prune_step,
         recipe,
@@ -226,7 +230,9 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
     """Resume ``existing`` (same space required) or create the study and enqueue the baselines."""
     import optuna
 
-    from search.study import StudySetup, create_study, make_sampler, open_storage
+    from core.samplers import make_sampler
+    from search.records import baseline_attrs
+    from search.study import StudySetup, create_study, open_storage
 
     config, space = inputs.config, prepared.space
     population = config.population or max(8, min(50, config.trials // 3))
@@ -260,7 +266,7 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
             f"study '{inputs.study_name}' was created by another driver while this one prepared: start this one again to join it"
         ) from None
     for name, plan in space.baselines().items():
-        study.enqueue_trial(space.params(plan), user_attrs={"baseline": name})
+        study.enqueue_trial(space.params(plan), user_attrs=baseline_attrs(name))
     return study
 
 
@@ -321,8 +327,8 @@ def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console:
 
 def run_search(config: RunConfig, console: Console) -> int:
     """Run (or resume) a study as configured, print and export its front; returns the exit code."""
+    from search.console import print_front
     from search.export import export_front
-    from search.report import print_front
     from search.study import pareto_front
 
     started = time.time()

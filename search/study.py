@@ -4,40 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from search.errors import UserError
+from core.errors import UserError
+from core.metrics import OBJECTIVES, QUALITY, objective
+from search.records import CARRIED
 
 if TYPE_CHECKING:
     import optuna
 
-# objective name -> (direction, trial metric, scale to the reported value)
-OBJECTIVES: dict[str, tuple[Literal["minimize", "maximize"], str, float]] = {
-    "accuracy": ("maximize", "val_top1", 100.0),
-    "latency": ("minimize", "latency_ms", 1.0),
-    "energy": ("minimize", "energy_mj", 1.0),
-    "size": ("minimize", "size_bytes", 1.0),
-}
-METRIC_NAMES = {"accuracy": "accuracy", "latency": "latency_ms", "energy": "energy_mj", "size": "size_bytes"}
-SAMPLERS = ("nsga2", "tpe", "random")
-
 
 def parse_objectives(text: str) -> list[str]:
-    """``accuracy,latency[,energy][,size]`` -> list; accuracy must come first."""
+    """``accuracy,latency[,energy][,size]`` -> list of registered objectives; accuracy must come first."""
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in OBJECTIVES]
-    if unknown or not names:
-        raise UserError(f"unknown objective '{(unknown or [''])[0]}': use a comma list of {', '.join(OBJECTIVES)}")
-    if names[0] != "accuracy" or len(set(names)) != len(names) or len(names) < 2:
+    if not names:
+        raise UserError(f"--objectives is empty: use a comma list of {', '.join(OBJECTIVES.names())}")
+    for name in names:
+        objective(name)  # an unknown name is one line naming the closest
+    if names[0] != QUALITY or len(set(names)) != len(names) or len(names) < 2:
         raise UserError(
-            "--objectives must start with accuracy and name at least one cost, each once (e.g. accuracy,latency,energy)"
+            f"--objectives must start with {QUALITY} and name at least one cost, each once (e.g. accuracy,latency,energy)"
         )
     return names
 
 
 def objective_values(objectives: list[str], metrics: dict[str, float]) -> list[float]:
     """The values told to Optuna for a trial's metrics."""
-    return [metrics[OBJECTIVES[name][1]] * OBJECTIVES[name][2] for name in objectives]
+    return [objective(name).value(metrics) for name in objectives]
 
 
 def default_storage(run_dir: Path) -> str:
@@ -97,15 +90,13 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
-# What a rerun of an interrupted trial keeps of it: what the candidate is, not what happened to it.
-CARRIED_ATTRS = ("plan", "baseline")
 MAX_RERUNS = 2  # a candidate that took its driver down three times is left failed
 
 
 def rerun_interrupted(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Queue a trial whose driver stopped (heartbeat lost or interrupted) to run again with the same parameters.
 
-    Optuna's RetryHeartbeatStaleTrialCallback, carrying only :data:`CARRIED_ATTRS`;
+    Optuna's RetryHeartbeatStaleTrialCallback, carrying only ``search.records.CARRIED``;
     the rerun records the original's number (system attribute ``failed_trial``).
     """
     import copy
@@ -113,7 +104,7 @@ def rerun_interrupted(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> N
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     clean = copy.deepcopy(trial)
-    clean.user_attrs = {k: v for k, v in trial.user_attrs.items() if k in CARRIED_ATTRS}
+    clean.user_attrs = {k: v for k, v in trial.user_attrs.items() if k in CARRIED}
     RetryHeartbeatStaleTrialCallback(max_retry=MAX_RERUNS)(study, clean)
 
 
@@ -190,17 +181,6 @@ def grace_period(heartbeat_s: int) -> int:
     return 3 * heartbeat_s
 
 
-def make_sampler(name: str, seed: int, population: int) -> optuna.samplers.BaseSampler:
-    """NSGA-II (default), TPE or random sampling, seeded."""
-    import optuna
-
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    return optuna.samplers.RandomSampler(seed=seed)
-
-
 def find_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study | None:
     """The study called ``name`` in ``storage``, if it exists."""
     import optuna
@@ -243,9 +223,9 @@ def create_study(
         storage=storage,
         study_name=name,
         sampler=sampler,
-        directions=[OBJECTIVES[o][0] for o in objectives],
+        directions=[objective(o).direction for o in objectives],
     )
-    study.set_metric_names([METRIC_NAMES[o] for o in objectives])
+    study.set_metric_names([objective(o).label for o in objectives])
     for key, value in {**setup.identity, **setup.details}.items():
         study.set_user_attr(key, value)
     return study
@@ -263,6 +243,11 @@ def set_constraints(
         trial.set_constraint("accuracy_drop", 100 * (reference_top1 - metrics["val_top1"]) - max_accuracy_drop)
     if latency_budget_ms is not None:
         trial.set_constraint("latency_ms", metrics["latency_ms"] - latency_budget_ms)
+
+
+def metric_names(study: optuna.Study) -> list[str]:
+    """The study's objective names (``objective_N`` where none were set)."""
+    return study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
 
 
 def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -3,6 +3,6 @@
 Heavy dependencies (torch, Torch-Pruning, NNCF) are imported inside functions.
 """
 
-from spaces.plan import PRECISIONS, CompressionPlan, LayerPlan, PlanError, Recipe
+from spaces.plan import CompressionPlan, LayerPlan, PlanError, Recipe
 
-__all__ = ["PRECISIONS", "CompressionPlan", "LayerPlan", "PlanError", "Recipe"]
+__all__ = ["CompressionPlan", "LayerPlan", "PlanError", "Recipe"]

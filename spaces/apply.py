@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.precisions import precision_names
 from spaces.analysis import ModelAnalysis, analyse
 from spaces.plan import CompressionPlan, PlanError
 
@@ -42,17 +43,16 @@ def apply(
     Steps: structured pruning of each coupled group (Torch-Pruning); a recovery
     fine-tune on ``train_set`` when anything was pruned (distilled from ``model``
     if the recipe says so); ONNX export with BatchNorm folded; INT8 layers by
-    NNCF post-training quantization; FP16 layers by casts; ``onnx.checker``.
+    NNCF post-training quantization; FP16 layers by casts (``spaces.realise``); ``onnx.checker``.
     The plan is stored in the graph's metadata (key ``compression_plan``).
     """
     import onnx
     import torch
 
     from spaces.finetune import train
-    from spaces.fp16 import convert_layers_fp16
     from spaces.onnx_export import export_onnx
     from spaces.pruning import group_ratios, prune
-    from spaces.quantize import quantize_int8
+    from spaces.realise import realise_precisions
 
     recipe = plan.recipe
     example = torch.zeros(1, 3, input_size, input_size)
@@ -66,12 +66,8 @@ def apply(
         teacher = model if recipe.distill else None
         train(candidate, train_set, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed, teacher=teacher)
     graph = export_onnx(candidate, input_size)
-    int8 = plan.layers_in("int8")
-    if int8:
-        graph = quantize_int8(graph, calibration_images(train_set, recipe.calibration_size, recipe.seed), int8)
-    fp16 = plan.layers_in("fp16")
-    if fp16:
-        graph = convert_layers_fp16(graph, fp16)
+    layers = {name: plan.layers_in(name) for name in precision_names()}
+    graph = realise_precisions(graph, layers, lambda: calibration_images(train_set, recipe.calibration_size, recipe.seed))
     onnx.checker.check_model(graph)
     entry = graph.metadata_props.add()
     entry.key, entry.value = "compression_plan", json.dumps(plan.to_dict(), sort_keys=True)
@@ -80,14 +76,13 @@ def apply(
 
 def quantizable_layers(model: nn.Module, train_set: ImageDataset, input_size: int, calibration: int = 16) -> set[str]:
     """Layers NNCF actually quantizes when asked to quantize all of them (it skips some patterns, e.g. SE convs)."""
-    from evaluators.graph import read_graph
     from spaces.onnx_export import compute_node_names, export_onnx
-    from spaces.quantize import quantize_int8
+    from spaces.quantize import quantize_int8, quantized_nodes
 
     graph = export_onnx(copy.deepcopy(model).eval(), input_size)
     names = compute_node_names(graph)
     quantized = quantize_int8(graph, calibration_images(train_set, calibration, 0), names)
-    return {op.name for op in read_graph(quantized).ops if op.name in names and op.precision == "int8"}
+    return quantized_nodes(quantized) & set(names)
 
 
 __all__ = ["PlanError", "apply", "calibration_images", "check_plan_fits", "quantizable_layers"]

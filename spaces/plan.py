@@ -6,10 +6,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-PRECISIONS = ("fp32", "fp16", "int8")
+from core.errors import UserError, yaml_where
+from core.precisions import PRECISIONS, REFERENCE
 
 
-class PlanError(ValueError):
+class PlanError(UserError):
     """A plan that is malformed or does not fit the model."""
 
 
@@ -18,11 +19,11 @@ class LayerPlan:
     """What happens to one conv/linear layer: share of output channels removed, and its precision."""
 
     prune_ratio: float = 0.0
-    precision: str = "fp32"
+    precision: str = REFERENCE
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise PlanError(f"precision '{self.precision}' is not one of {', '.join(PRECISIONS)}")
+            raise PlanError(f"precision '{self.precision}' is not one of {', '.join(PRECISIONS.names())}")
         if not 0.0 <= float(self.prune_ratio) < 1.0:
             raise PlanError(f"prune_ratio {self.prune_ratio} is outside [0, 1)")
 
@@ -45,10 +46,6 @@ class CompressionPlan:
 
     layers: dict[str, LayerPlan]
     recipe: Recipe = field(default_factory=Recipe)
-
-    def precision_of(self, layer: str) -> str:
-        """Precision of ``layer`` (fp32 for layers the plan does not name)."""
-        return self.layers.get(layer, LayerPlan()).precision
 
     def layers_in(self, precision: str) -> list[str]:
         """Names of the layers that run in ``precision``."""
@@ -90,7 +87,6 @@ class CompressionPlan:
         """Read a plan written by :meth:`to_yaml` (``yaml.safe_load``): the plan and its ``source`` section."""
         import yaml
 
-        from search.errors import yaml_where
 
         try:
             data = yaml.safe_load(Path(path).read_text())

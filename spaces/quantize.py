@@ -52,3 +52,13 @@ def quantize_int8(
                 batchwise_statistics=True,
             ),
         )
+
+
+def quantized_nodes(model: onnx.ModelProto) -> set[str]:
+    """Names of the compute nodes that run in INT8: their data input and their weight both come from a DequantizeLinear."""
+    dequantized = {out for node in model.graph.node if node.op_type == "DequantizeLinear" for out in node.output}
+    return {
+        node.name
+        for node in model.graph.node
+        if len(node.input) > 1 and node.input[0] in dequantized and node.input[1] in dequantized
+    }

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from core.precisions import PRECISIONS, by_precision, precision
 from spaces.analysis import ModelAnalysis
 from spaces.plan import CompressionPlan, LayerPlan, Recipe
 
@@ -32,23 +33,28 @@ class SearchSpace:
         cls,
         analysis: ModelAnalysis,
         unit_precisions: list[str],
-        int8_layers: set[str],
+        quantizable: set[str],
         max_prune: float = 0.75,
         prune_step: float = 0.125,
         recipe: Recipe | None = None,
     ) -> SearchSpace:
-        """Space of ``analysis`` on a unit: INT8 is offered only for layers NNCF can quantize."""
-        order = [p for p in ("fp32", "fp16", "int8") if p in unit_precisions]
+        """Space of ``analysis`` on a unit: every registered precision the unit runs, most precise first.
+
+        A precision with per-layer support (INT8) is offered only for the ``quantizable`` layers (those NNCF
+        actually quantizes); a layer left with no choice gets every precision of the unit.
+        """
+        order = by_precision([p for p in unit_precisions if p in PRECISIONS])
         precisions: dict[str, tuple[str, ...]] = {}
         for layer in analysis.layers:
-            choices = tuple(p for p in order if p != "int8" or layer in int8_layers)
+            choices = tuple(p for p in order if not precision(p).per_layer_support or layer in quantizable)
             precisions[layer] = choices or tuple(order)
         return cls(analysis, precisions, max_prune, prune_step, recipe or Recipe())
 
     @property
     def reference_precision(self) -> str:
         """The most precise precision the unit runs: what "uncompressed" means on it."""
-        return next(p for p in ("fp32", "fp16", "int8") if any(p in c for c in self.precisions.values()))
+        offered = {p for choices in self.precisions.values() for p in choices}
+        return by_precision(offered)[0]
 
     def suggest(self, trial: optuna.Trial) -> CompressionPlan:
         """Ask ``trial`` for every choice and build the plan."""
@@ -84,7 +90,7 @@ class SearchSpace:
         return self.plan(dict.fromkeys((g.root for g in self.analysis.groups), ratio), precisions)
 
     def baselines(self) -> dict[str, CompressionPlan]:
-        """Plans enqueued before the search: uncompressed, all-INT8, uniform pruning 25% and 50%."""
+        """Plans enqueued before the search: uncompressed, all-INT8 (where offered), uniform pruning 25% and 50%."""
         plans = {"uncompressed": self.uniform(0.0)}
         if any("int8" in c for c in self.precisions.values()):
             plans["all-int8"] = self.uniform(0.0, "int8")

@@ -6,12 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.errors import UserError, unknown_name
+from core.errors import UserError, unknown_name
 
 if TYPE_CHECKING:
     from torch import nn
-
-DEFAULT_MODEL = "small_cnn"
 
 
 def _small_cnn(num_classes: int, in_chans: int) -> nn.Module:

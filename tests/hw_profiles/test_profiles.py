@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from core.errors import UserError
 from hw_profiles import PROFILE_DIR, list_profiles, load_profile, load_profile_file
-from search.errors import UserError
 
 
 @pytest.mark.parametrize("name", list_profiles())

@@ -5,8 +5,8 @@ import pickle
 import numpy as np
 import pytest
 
+from core.errors import UserError
 from search.data import DataSpec, load_splits, parse_data, stratified_split
-from search.errors import UserError
 
 
 def test_digits_split_is_stratified_seeded_and_disjoint():

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search.errors import UserError
+from core.errors import UserError
 from search.models import build_model, check_model_name, load_checkpoint
 
 

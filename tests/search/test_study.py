@@ -3,7 +3,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.errors import UserError
+from core.errors import UserError
 from search.study import check_storage, objective_values, parse_objectives, set_constraints
 
 

@@ -38,7 +38,7 @@ def test_enqueued_baselines_come_back_as_the_same_plans(space):
         study.enqueue_trial(space.params(plan))
     for plan in baselines.values():
         assert space.suggest(study.ask()) == plan
-    assert baselines["all-int8"].precision_of("fc") == "fp32"  # INT8 is not offered where NNCF cannot quantize
+    assert baselines["all-int8"].layers["fc"].precision == "fp32"  # INT8 is not offered where NNCF cannot quantize
     random_plan = space.suggest(study.ask())
     for group in space.analysis.groups:
         assert len({random_plan.layers[m].prune_ratio for m in group.members}) == 1

@@ -1,10 +1,10 @@
-"""The Pareto front after a search: a table on the terminal and, per front member, its plan and ONNX graph."""
+"""Tables on the terminal (rich): the front after a search, an estimate, calibration fits, any DataFrame."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from search.study import pareto_front
+from search.front import front_rows
 
 if TYPE_CHECKING:
     import optuna
@@ -13,76 +13,6 @@ if TYPE_CHECKING:
 
     from evaluators.calibration import FitResult
     from evaluators.cost_model import Estimate
-
-
-def uncompressed_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The completed uncompressed baseline trial, if any."""
-    from optuna.trial import TrialState
-
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.user_attrs.get("baseline") == "uncompressed":
-            return trial
-    return None
-
-
-def precision_mix(precisions: dict[str, str]) -> str:
-    """``int8 8 / fp16 1 / fp32 1``: how many compute layers run in each precision."""
-    counts = {p: sum(v == p for v in precisions.values()) for p in ("int8", "fp16", "fp32")}
-    return " / ".join(f"{p} {n}" for p, n in counts.items() if n)
-
-
-def state_counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
-    """How many of ``trials`` are in each state (``COMPLETE``, ``FAIL``, ...), in order of first appearance."""
-    counts: dict[str, int] = {}
-    for trial in trials:
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
-    return counts
-
-
-def metric_names(study: optuna.Study) -> list[str]:
-    """The study's objective names (``objective_N`` where none were set)."""
-    return study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-
-
-def layer_precisions(attrs: dict[str, Any]) -> dict[str, str]:
-    """Precision per compute layer of a trial: as read from its graph, else as its plan asked."""
-    return attrs.get("precisions") or {
-        name: layer["precision"] for name, layer in attrs.get("plan", {}).get("layers", {}).items()
-    }
-
-
-def mean_prune(plan: dict[str, Any]) -> float:
-    """Mean prune ratio over the plan's layers."""
-    ratios = [layer["prune_ratio"] for layer in plan.get("layers", {}).values()]
-    return sum(ratios) / len(ratios) if ratios else 0.0
-
-
-def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """One dict per front member: test metrics, size, MACs, predicted and measured latency, speed-up."""
-    reference = uncompressed_trial(study)
-    ref_latency = reference.user_attrs["latency_ms"] if reference else None
-    ref_test = reference.user_attrs["test_top1"] if reference else None
-    rows = []
-    for trial in pareto_front(study):
-        a = trial.user_attrs
-        rows.append(
-            {
-                "trial": trial.number,
-                "baseline": a.get("baseline", ""),
-                "test_top1": 100 * a["test_top1"],
-                "test_delta": 100 * (a["test_top1"] - ref_test) if ref_test is not None else None,
-                "val_top1": 100 * a["val_top1"],
-                "size_kb": a["size_bytes"] / 1024,
-                "macs_m": a["macs"] / 1e6,
-                "latency_ms": a["latency_ms"],
-                "energy_mj": a["energy_mj"],
-                "host_ms": a["host_latency_ms"],
-                "speedup": ref_latency / a["latency_ms"] if ref_latency else None,
-                "precisions": precision_mix(a.get("precisions", {})),
-                "mean_prune": mean_prune(a.get("plan", {})),
-            }
-        )
-    return rows
 
 
 def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str, Any]]:

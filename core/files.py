@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from search.errors import UserError
+from core.errors import UserError
 
 
 def check_out_file(out: str | Path, example: str) -> Path:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.errors import UserError, check_at_least
-from search.files import atomic_target, check_out_file
+from core.errors import UserError, check_at_least
+from core.files import atomic_target, check_out_file
 
 if TYPE_CHECKING:
     from spaces.plan import CompressionPlan

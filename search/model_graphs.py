@@ -6,31 +6,31 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.errors import UserError
+from core.errors import UserError
+from core.precisions import REFERENCE
+from core.precisions import precision as precision_of
 
 if TYPE_CHECKING:
     import onnx
 
-PRECISION_CHOICES = ("fp32", "fp16", "int8")
+RANDOM_IMAGES = 8  # calibration images of a uniform conversion: enough for a latency figure, not for accuracy
 
 
 def convert_precision(graph: onnx.ModelProto, precision: str, input_size: int) -> onnx.ModelProto:
-    """Every compute layer of ``graph`` in ``precision`` (INT8 calibrated on random images: latency only)."""
+    """Every compute layer of ``graph`` in ``precision`` (quantization calibrated on random images: latency only)."""
     import numpy as np
 
-    from spaces.fp16 import convert_layers_fp16
     from spaces.onnx_export import compute_node_names
-    from spaces.quantize import quantize_int8
+    from spaces.realise import realise_precisions
 
-    layers = compute_node_names(graph)
-    if precision == "fp16":
-        return convert_layers_fp16(graph, layers)
-    if precision == "int8":
-        batch, channels, height, width = input_dims(graph)
-        shape = (8, channels, height or input_size, width or input_size)
-        images = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        return quantize_int8(graph, images, layers, batch=batch or len(images))
-    return graph
+    batch, channels, height, width = input_dims(graph)
+    shape = (RANDOM_IMAGES, channels, height or input_size, width or input_size)
+    return realise_precisions(
+        graph,
+        {precision: compute_node_names(graph)},
+        lambda: np.random.default_rng(0).standard_normal(shape).astype(np.float32),
+        batch=batch or RANDOM_IMAGES,
+    )
 
 
 def _data_inputs(graph: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
@@ -89,8 +89,8 @@ def model_graph(model: str, precision: str | None, input_size: int) -> onnx.Mode
     """
     import onnx
 
-    if precision is not None and precision not in PRECISION_CHOICES:
-        raise UserError(f"unknown precision '{precision}': use one of {', '.join(PRECISION_CHOICES)}")
+    if precision is not None:
+        precision = precision_of(precision).name  # an unknown name is one line naming the closest
     if model.endswith(".onnx"):
         path = Path(model)
         if not path.is_file():
@@ -106,7 +106,7 @@ def model_graph(model: str, precision: str | None, input_size: int) -> onnx.Mode
 
     check_model_name(model)
     try:
-        return onnx.load_from_string(_named_graph_bytes(model, precision or "fp32", input_size))
+        return onnx.load_from_string(_named_graph_bytes(model, precision or REFERENCE, input_size))
     except RuntimeError as exc:  # torch refuses an input too small for the network's strides and kernels
         first = str(exc).strip().splitlines()[0]
         raise UserError(f"{model} cannot run at --input-size {input_size} ({first}): use a larger size") from None

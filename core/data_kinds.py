@@ -1,0 +1,44 @@
+"""Kinds of data set a study can read (``--data KIND[:PATH]``).
+
+The vocabulary lives here; ``search.data`` registers each kind with the
+functions that check and load it, so the CLI's choices, its help text and the
+loaders come from one list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.registry import Registry
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """One kind of data set.
+
+    Attributes:
+        name: ``--data`` prefix (``cifar10``).
+        needs_path: Whether ``--data`` must name a folder (``cifar10:DIR``); embedded sets take none.
+        default_input_size: Input resolution when ``--input-size`` is not given.
+        check: Called with the resolved folder before anything runs; raises UserError if the data is not there.
+        load: Builds the train/val/test splits from a ``search.data.DataSpec``.
+        description: One line for help texts.
+    """
+
+    name: str
+    needs_path: bool
+    default_input_size: int
+    check: Callable[[Path], object]
+    load: Callable[[Any], Any]
+    description: str = ""
+
+    @property
+    def usage(self) -> str:
+        """How it is written on the command line."""
+        return f"{self.name}:DIR" if self.needs_path else self.name
+
+
+DATA_KINDS: Registry[DataKind] = Registry("data set", "search run --help")

@@ -1,0 +1,57 @@
+"""Search strategies by name: each builds a seeded multi-objective Optuna sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from core.registry import Registry
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """One sampler: its name, a factory ``(seed, population) -> sampler`` and one line for help texts."""
+
+    name: str
+    build: Callable[[int, int], optuna.samplers.BaseSampler]
+    description: str = ""
+
+
+def _nsga2(seed: int, population: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+
+
+def _tpe(seed: int, population: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=min(10, population))
+
+
+def _gp(seed: int, population: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, population))
+
+
+def _random(seed: int, population: int) -> optuna.samplers.BaseSampler:
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+SAMPLERS: Registry[Sampler] = Registry("sampler", "--sampler")
+SAMPLERS.register(Sampler("nsga2", _nsga2, "NSGA-II, genetic (default); population from --population"))
+SAMPLERS.register(Sampler("tpe", _tpe, "multi-objective TPE (multivariate)"))
+SAMPLERS.register(Sampler("gp", _gp, "Gaussian-process Bayesian optimisation (Optuna's GPSampler)"))
+SAMPLERS.register(Sampler("random", _random, "uniform random search"))
+
+
+def make_sampler(name: str, seed: int, population: int) -> optuna.samplers.BaseSampler:
+    """The sampler ``name``, seeded (``population``: NSGA-II's population; startup trials of the model-based ones)."""
+    return SAMPLERS.get(name).build(seed, population)

@@ -1,0 +1,44 @@
+"""The Pareto front of a study as rows: test metrics, size, MACs, predicted and measured latency, speed-up."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from search.records import TrialRecord, uncompressed
+from search.study import pareto_front
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def front_records(study: optuna.Study) -> list[TrialRecord]:
+    """The feasible Pareto front (most accurate first) as records."""
+    return [TrialRecord.of(t) for t in pareto_front(study)]
+
+
+def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One dict per front member: test metrics, size, MACs, predicted and measured latency, speed-up vs uncompressed."""
+    reference = uncompressed(study)
+    ref_latency = reference.metric("latency_ms") if reference else None
+    ref_test = reference.metric("test_top1") if reference else None
+    rows = []
+    for r in front_records(study):
+        m = r.metrics
+        rows.append(
+            {
+                "trial": r.number,
+                "baseline": r.baseline,
+                "test_top1": 100 * m["test_top1"],
+                "test_delta": 100 * (m["test_top1"] - ref_test) if ref_test is not None else None,
+                "val_top1": 100 * m["val_top1"],
+                "size_kb": m["size_bytes"] / 1024,
+                "macs_m": m["macs"] / 1e6,
+                "latency_ms": m["latency_ms"],
+                "energy_mj": m["energy_mj"],
+                "host_ms": m["host_latency_ms"],
+                "speedup": ref_latency / m["latency_ms"] if ref_latency else None,
+                "precisions": r.precision_mix,
+                "mean_prune": r.mean_prune,
+            }
+        )
+    return rows
