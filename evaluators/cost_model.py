@@ -2,10 +2,11 @@
 
 For each op: ``overhead + max(compute time, memory time)`` (plus the share of the
 shorter one the unit cannot overlap, ``1 - memory_overlap``), where compute time
-is MACs over the unit's throughput for the op's precision and kind (vector ops
+is the MACs its kernel runs (``Op.work_macs``: channels a runtime pads to its vector
+block included) over the unit's throughput for the op's precision and kind (vector ops
 over its vector throughput; on a GPU, a MAC kernel with too few outputs to fill its lanes runs at the
-share it fills), and memory time is the bytes the op reads and
-writes over the cache bandwidth when they fit in the cache, else the DRAM
+share it fills), and memory time is the bytes the op reads and writes (weights as
+its kernel reads them, ``Op.work_weight_bytes``) over the cache bandwidth when they fit in the cache, else the DRAM
 bandwidth. Ops the unit's runtime fuses into their producer (activations,
 BatchNorm) cost nothing of their own. Each tensor that crosses from one
 precision or unit to another pays a conversion (read + write over the
@@ -19,12 +20,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import cast, get_args
 
-from evaluators.graph import BYTES, Graph, Op
-from hw_profiles.schema import ComputeKind, Precision, Unit
+from core.errors import UserError
+from evaluators.graph_core import Graph, Op, element_bytes
+from hw_profiles.schema import ComputeKind, Unit
 
 COMPUTE_KINDS = get_args(ComputeKind)
 FUSABLE_PRODUCERS = (*COMPUTE_KINDS, "eltwise")
 FALLBACK = "fallback"
+
+
+class UnsupportedPrecisionError(UserError):
+    """An op runs in a precision that neither the unit nor its fallback unit runs."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ class Estimate:
 class Placement:
     """Where and in which precision an op runs."""
 
-    precision: Precision
+    precision: str
     unit: str
     fused: bool = False
 
@@ -92,7 +98,7 @@ class CostModel:
         """Latency (ms) and energy (mJ) of one inference of ``graph``.
 
         Raises:
-            ValueError: an op runs in a precision neither the unit nor its fallback supports.
+            UnsupportedPrecisionError: an op runs in a precision neither the unit nor its fallback supports.
         """
         placements = self.place(graph)
         rows: list[LayerCost] = []
@@ -142,7 +148,11 @@ class CostModel:
         return graph.explicit_conversions and source.unit == target.unit
 
     def place(self, graph: Graph) -> list[Placement]:
-        """The unit and precision each op really runs in, and whether it is fused into its producer."""
+        """The unit and precision each op really runs in, and whether it is fused into its producer.
+
+        Raises:
+            UnsupportedPrecisionError: an op runs in a precision neither the unit nor its fallback supports.
+        """
         unit = self.units[self.main]
         placements: list[Placement] = []
         for op in graph.ops:
@@ -151,8 +161,9 @@ class CostModel:
             if precision not in unit.precisions:
                 fallback = self.units.get(FALLBACK)
                 if fallback is None or precision not in fallback.precisions:
-                    raise ValueError(
-                        f"'{op.name}' runs in {precision}, which this unit does not support ({', '.join(unit.precisions)})"
+                    raise UnsupportedPrecisionError(
+                        f"'{op.name}' runs in {precision}, which this unit does not support ({', '.join(unit.precisions)}): "
+                        f"convert that layer to {' or '.join(unit.precisions)}, or pick a unit that runs {precision}"
                     )
                 where = FALLBACK
             placement = Placement(precision, where)
@@ -197,16 +208,15 @@ class CostModel:
         unit, precision = self.units[where.unit], where.precision
         if op.kind == "reshape" or op.op_type in unit.free_ops:
             return LayerCost(op.name, op.op_type, op.kind, precision, op.shape, 0, 0, "free", 0.0, 0.0, where.unit)
-        weight_bytes = op.weight_bytes if precision == op.precision else op.params * (1 + BYTES[precision])
-        nbytes = (op.input_elems + op.output_elems) * BYTES[precision] + weight_bytes
+        nbytes = round((op.input_elems + op.output_elems) * element_bytes(precision)) + op.work_weight_bytes
         if op.kind in COMPUTE_KINDS:
             kind = cast(ComputeKind, op.kind)
             channels = op.channels[1:] if kind in ("depthwise", "grouped") else op.channels  # per-group inputs are few
             efficiency = unit.efficiency(precision, kind) * unit.alignment_factor(precision, channels)
             vector_rate = unit.vector_gops[precision].value * unit.vector_efficiency("epilogue") * 1e9
             seconds_per_unit = 1 / (unit.gmacs[precision].value * efficiency * 1e9)
-            compute_s = (op.macs * seconds_per_unit + op.output_elems / vector_rate) / unit.occupancy(op.output_elems)
-            work = op.macs
+            compute_s = (op.work_macs * seconds_per_unit + op.output_elems / vector_rate) / unit.occupancy(op.output_elems)
+            work = op.work_macs
         else:
             work = op.vector_ops
             compute_s = work / (unit.vector_gops[precision].value * unit.vector_efficiency(op.kind) * 1e9)
@@ -231,7 +241,7 @@ class CostModel:
         """A tensor crossing precisions (quantize, dequantize, cast) or units (transfer), paid on the slower side."""
         key = target.unit if target.unit != self.main else source.unit
         unit = self.units[key]
-        nbytes = elems * (BYTES[source.precision] + BYTES[target.precision])
+        nbytes = round(elems * (element_bytes(source.precision) + element_bytes(target.precision)))
         seconds = self._overhead_s(key, unit.switch_overhead_us.value) + nbytes / self._bandwidth(unit, nbytes)
         energy_j = nbytes * self._energy_per_byte(unit, nbytes) + unit.energy.static_w.value * seconds
         kind = f"{source.precision}->{target.precision}" + (

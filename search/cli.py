@@ -89,7 +89,6 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     from core.precisions import REFERENCE
     from evaluators.estimate import estimate_model
-    from evaluators.graph import UncoveredOpError
     from hw_profiles import load_profile
     from search.model_graphs import input_dims, model_graph
 
@@ -107,10 +106,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     graph = model_graph(args.model, args.precision, args.input_size)
     try:
         estimate = estimate_model(graph, profile, unit_name, args.threads)
-    except UncoveredOpError as exc:
-        raise UserError(f"{args.model}: {exc}; it cannot be estimated on {hw}") from None
-    except ValueError as exc:  # a precision neither the unit nor its fallback runs
-        raise UserError(f"{args.model} on {hw}: {exc}: convert it, or pick another unit") from None
+    except UserError as exc:  # an uncovered op, or a precision neither the unit nor its fallback runs
+        raise UserError(f"{args.model} on {hw}: {exc}") from None
     on_fallback = sorted({row.precision for row in estimate.layers if row.unit != unit_name and row.op_type != "Convert"})
     fallback_note = f"; {', '.join(on_fallback)} layers run on its fallback unit {unit.fallback}" if on_fallback else ""
     if args.json:
@@ -385,6 +382,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (choices and help texts from the registries of ``core``)."""
     from core.precisions import PRECISIONS
+
     parser = _Parser(
         prog="search",
         description="Hardware-aware compression search for CNNs: "

@@ -87,7 +87,6 @@ class CompressionPlan:
         """Read a plan written by :meth:`to_yaml` (``yaml.safe_load``): the plan and its ``source`` section."""
         import yaml
 
-
         try:
             data = yaml.safe_load(Path(path).read_text())
         except yaml.YAMLError as exc:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from evaluators.cost_model import CostModel, LayerCost
+from core.errors import UserError
+from evaluators.cost_model import CostModel, LayerCost, UnsupportedPrecisionError
 from evaluators.graph import read_graph
 from hw_profiles import load_profile
 from hw_profiles.schema import Sourced
@@ -83,8 +84,10 @@ def test_unsupported_precision_raises(pixel7_cpu):
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)).eval()
     assert CostModel(unit).estimate(read_graph(export_onnx(model, 8))).latency_ms > 0
     fp16 = read_graph(convert_layers_fp16(export_onnx(model, 8), ["0"]))
-    with pytest.raises(ValueError, match="does not support"):
+    with pytest.raises(UnsupportedPrecisionError, match="does not support") as raised:
         CostModel(unit).estimate(fp16)
+    assert isinstance(raised.value, UserError) and "\n" not in str(raised.value)
+    assert str(raised.value).endswith("convert that layer to fp32, or pick a unit that runs fp16")
 
 
 def test_memory_overlap_chooses_between_roofline_max_and_sum(pixel7_cpu):

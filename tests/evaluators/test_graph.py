@@ -5,6 +5,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
+from core.errors import UserError
 from evaluators.graph import UncoveredOpError, read_graph
 from spaces.fp16 import convert_layers_fp16
 from spaces.onnx_export import export_onnx
@@ -78,8 +79,10 @@ def test_uncovered_op_raises_with_its_name():
         ],
         [helper.make_tensor_value_info("out", TensorProto.INT64, [None, 3])],
     )
-    with pytest.raises(UncoveredOpError, match="NonMaxSuppression"):
+    with pytest.raises(UncoveredOpError, match=r"^op 'NonMaxSuppression' \(node 'nms'\) is not covered") as raised:
         read_graph(helper.make_model(graph))
+    assert isinstance(raised.value, UserError) and raised.value.op_type == "NonMaxSuppression"
+    assert str(raised.value).endswith("export the model without it or open an issue") and "\n" not in str(raised.value)
 
 
 def test_shape_arithmetic_is_folded_not_counted():

@@ -7,7 +7,9 @@ import torch
 
 from evaluators.estimate import estimate_model, graph_for_unit
 from evaluators.graph import read_graph
+from evaluators.runtime_graph import onnxruntime_graph, read_executed_graph
 from hw_profiles import load_profile
+from spaces.fp16 import convert_layers_fp16
 from spaces.onnx_export import compute_node_names, export_onnx
 from spaces.quantize import quantize_int8
 
@@ -87,3 +89,66 @@ def test_host_view_reads_silu_fusions_splits_and_reshapes():
     host = graph_for_unit(model, load_profile("host")[1])
     assert {"QuickGelu", "Split"} <= {op.op_type for op in host.ops}  # onnxruntime fuses x * Sigmoid(x)
     assert host.macs == read_graph(model).macs  # the split halves and the reshaped tensor keep their shapes
+
+
+class _Mixed(torch.nn.Module):
+    """Channel counts a block of 16 pads (24) and an SE-free MobileNet-like body, then two linear layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.expand = torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.Conv2d(16, 24, 3, padding=1)
+        self.dw, self.project = torch.nn.Conv2d(24, 24, 3, padding=1, groups=24), torch.nn.Conv2d(24, 32, 1)
+        self.fc1, self.fc2 = torch.nn.Linear(32, 16), torch.nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.dw(torch.relu(self.expand(torch.relu(self.stem(x))))))
+        x = torch.nn.functional.adaptive_avg_pool2d(self.project(x), 1).flatten(1)
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+LAYERS = ["stem", "expand", "dw", "project", "fc1", "fc2"]
+PLANS = {  # precision -> layers; the rest stay FP32
+    "fp32": {},
+    "fp16": {"fp16": LAYERS},
+    "int8": {"int8": LAYERS},
+    "mixed": {"int8": ["expand", "project", "fc1"], "fp16": ["dw", "fc2"]},
+}
+
+
+def _realised(plan: dict[str, list[str]]) -> onnx.ModelProto:
+    torch.manual_seed(0)
+    graph = export_onnx(_Mixed().eval(), 16)
+    if plan.get("int8"):
+        calibration = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
+        graph = quantize_int8(graph, calibration, plan["int8"], batch=8)
+    if plan.get("fp16"):
+        graph = convert_layers_fp16(graph, plan["fp16"])
+    return graph
+
+
+def _bytes_by_storage(graph) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for op in graph.ops:
+        if op.storage:
+            found[op.storage] = found.get(op.storage, 0) + op.weight_bytes
+    return found
+
+
+@pytest.mark.parametrize("name", list(PLANS))
+def test_static_and_executed_views_agree_on_params_bytes_and_macs(name):
+    graph = _realised(PLANS[name])
+    device, executed = read_graph(graph), read_executed_graph(onnxruntime_graph(graph))
+    assert (executed.params, executed.size_bytes, executed.macs) == (device.params, device.size_bytes, device.macs)
+    assert _bytes_by_storage(executed) == _bytes_by_storage(device)
+    expected = {"fp32": {"fp32"}, "fp16": {"fp16"}, "int8": {"int8"}, "mixed": {"fp32", "fp16", "int8"}}[name]
+    assert set(_bytes_by_storage(device)) == expected
+    model = _Mixed()
+    assert device.params == sum(p.numel() for p in model.parameters())
+    precision_of = {layer: precision for precision, layers in PLANS[name].items() for layer in layers}
+    stored = 0
+    for layer in LAYERS:
+        conv = getattr(model, layer)
+        precision = precision_of.get(layer, "fp32")
+        size = {"fp32": 4, "fp16": 2, "int8": 1}[precision]
+        stored += conv.weight.numel() * size + conv.bias.numel() * (4 if precision == "int8" else size)  # INT32 biases
+    assert device.size_bytes == stored
