@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from core.onnx_ops import MOVES_VALUES, TRANSPARENT
 from evaluators.graph_core import (
     COMPUTE,
     FLOAT16,
@@ -61,17 +62,13 @@ __all__ = [
     "tensor_readers",
 ]
 
-TRANSPARENT = {"QuantizeLinear", "DequantizeLinear", "Cast", "Identity", "Dropout"}
 STATIC_SOURCES = {"Constant", "Shape", "Size", "ConstantOfShape"}
 SCALE_OR_SHIFT = {"Mul", "Div", "Add", "Sub"}
-# Ops that move or select values without arithmetic: an INT8 input stays INT8 through them.
-PASS_THROUGH_KINDS = {"reshape", "copy"}
-PASS_THROUGH_OPS = {"MaxPool", "GlobalMaxPool"}
 
 
-def passes_int8_through(op_type: str, kind: str) -> bool:
+def passes_int8_through(op_type: str) -> bool:
     """Whether an op keeps quantized values quantized (max pooling, reshapes, copies)."""
-    return kind in PASS_THROUGH_KINDS or op_type in PASS_THROUGH_OPS
+    return op_type in MOVES_VALUES
 
 
 def read_graph(model: onnx.ModelProto) -> Graph:
@@ -117,7 +114,7 @@ class _Reader:
                 self.alias[node.output[0]] = data[0]
                 continue
             op = self._op(node, data)
-            if passes_int8_through(op.op_type, op.kind) and all(t in self.via_dq for t in data):
+            if passes_int8_through(op.op_type) and all(t in self.via_dq for t in data):
                 self.via_dq.update(node.output)
             self.built.link(op, [self.root(t) for t in data], [math.prod(self.shape.get(t, ())) for t in data])
             if node.op_type not in COMPUTE and op.inputs[0] >= 0 and data[0] not in self.via_dq and op.precision != "fp16":

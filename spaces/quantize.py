@@ -7,6 +7,7 @@ import io
 import logging
 from typing import TYPE_CHECKING
 
+from core.onnx_ops import MOVES_VALUES, TRANSPARENT
 from spaces.onnx_export import INPUT_NAME, compute_node_names
 
 if TYPE_CHECKING:
@@ -55,10 +56,19 @@ def quantize_int8(
 
 
 def quantized_nodes(model: onnx.ModelProto) -> set[str]:
-    """Names of the compute nodes that run in INT8: their data input and their weight both come from a DequantizeLinear."""
-    dequantized = {out for node in model.graph.node if node.op_type == "DequantizeLinear" for out in node.output}
-    return {
-        node.name
-        for node in model.graph.node
-        if len(node.input) > 1 and node.input[0] in dequantized and node.input[1] in dequantized
-    }
+    """Names of the nodes that run in INT8: their data input and their weight both come from a DequantizeLinear,
+    directly or through ops that only move values (a Flatten before a linear layer)."""
+    static = {t.name for t in model.graph.initializer}
+    static.update(out for node in model.graph.node if node.op_type == "Constant" for out in node.output)
+    dequantized: set[str] = set()
+    names = set()
+    for node in model.graph.node:  # topological order
+        inputs = [name for name in node.input if name]
+        data = [name for name in inputs if name not in static]
+        if node.op_type == "DequantizeLinear" or (
+            node.op_type in TRANSPARENT | MOVES_VALUES and data and all(name in dequantized for name in data)
+        ):
+            dequantized.update(node.output)
+        elif len(inputs) > 1 and inputs[0] in dequantized and inputs[1] in dequantized:
+            names.add(node.name)
+    return names

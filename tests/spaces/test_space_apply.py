@@ -70,3 +70,19 @@ def test_quantizable_layers_probe(tiny_hlcnn, digits):
     layers = quantizable_layers(tiny_hlcnn, digits.train, 16)
     assert {"stem.0", "block1.expand.0", "head.0"} <= layers
     assert layers <= set(analyse(tiny_hlcnn, torch.zeros(1, 3, 16, 16)).layers)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_cnn", "tiny_hlcnn"])
+def test_quantized_nodes_are_the_layers_the_device_view_reads_as_int8(fixture, digits, request):
+    """spaces reads the QDQ graph without evaluators; both must agree, the linear layer behind a Flatten included."""
+    from evaluators.graph import read_graph
+    from spaces.apply import calibration_images
+    from spaces.onnx_export import compute_node_names, export_onnx
+    from spaces.quantize import quantize_int8, quantized_nodes
+
+    graph = export_onnx(request.getfixturevalue(fixture), 16)
+    names = compute_node_names(graph)
+    quantized = quantize_int8(graph, calibration_images(digits.train, 16, 0), names)
+    device_view = {op.name for op in read_graph(quantized).ops if op.name in names and op.precision == "int8"}
+    assert quantized_nodes(quantized) & set(names) == device_view
+    assert fixture != "tiny_cnn" or "fc" in device_view
