@@ -22,10 +22,13 @@ class DataKind:
     Attributes:
         name: ``--data`` prefix (``cifar10``).
         needs_path: Whether ``--data`` must name a folder (``cifar10:DIR``); embedded sets take none.
+            A kind with a ``default_path`` takes an optional one.
         default_input_size: Input resolution when ``--input-size`` is not given.
         check: Called with the resolved folder before anything runs; raises UserError if the data is not there.
         load: Builds the train/val/test splits from a ``search.data.DataSpec``.
         description: One line for help texts.
+        default_path: Where its files are when ``--data`` names no folder (a system package's location).
+        own_test_set: Whether it ships a separate test set (then ``--train-size`` subsets only its train part).
     """
 
     name: str
@@ -34,10 +37,14 @@ class DataKind:
     check: Callable[[Path], object]
     load: Callable[[Any], Any]
     description: str = ""
+    default_path: str | None = None
+    own_test_set: bool = True
 
     @property
     def usage(self) -> str:
         """How it is written on the command line."""
+        if self.default_path:
+            return f"{self.name}[:DIR]"
         return f"{self.name}:DIR" if self.needs_path else self.name
 
 

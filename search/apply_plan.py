@@ -22,6 +22,7 @@ class ApplyConfig:
     out: str
     checkpoint: str | None = None
     data: str | None = None
+    train_size: int | None = None
     input_size: int | None = None
     hw: str | None = None
     threads: int = 1
@@ -65,7 +66,10 @@ def apply_plan(config: ApplyConfig) -> dict[str, Any]:
     out = check_out_file(config.out, "model.onnx")
     profile, _, unit_name = load_profile(config.hw or source.get("hw") or RunConfig.hw)
     data = parse_data(
-        config.data or source.get("data") or RunConfig.data, config.input_size or source.get("input_size"), plan.recipe.seed
+        config.data or source.get("data") or RunConfig.data,
+        config.input_size or source.get("input_size"),
+        plan.recipe.seed,
+        config.train_size or source.get("train_size"),
     )
     checkpoint = config.checkpoint or source.get("checkpoint")
     if not checkpoint:

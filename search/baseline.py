@@ -47,7 +47,7 @@ def prepare_baseline(
 ) -> Baseline:
     """Load the model's weights from ``checkpoint``, or train it on the train split (seeded) and cache it.
 
-    The cache key covers model, data, input size, seed and epochs; a later run
+    The cache key covers model, data (and train size), input size, seed and epochs; a later run
     with the same key reuses the file instead of training again.
     """
     import torch
@@ -59,7 +59,8 @@ def prepare_baseline(
     if checkpoint:
         load_checkpoint(model, checkpoint)
         return Baseline(model.eval(), str(Path(checkpoint).resolve()), file_sha256(Path(checkpoint)))
-    key = json.dumps([model_name, data.kind, data.path, data.input_size, data.seed, epochs, pretrained])
+    parts = [model_name, data.kind, data.path, data.input_size, data.seed, epochs, pretrained]
+    key = json.dumps(parts + ([data.train_size] if data.train_size is not None else []))  # older caches keep their key
     path = cache_dir / f"{model_name}-{data.kind}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
     if path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

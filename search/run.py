@@ -31,6 +31,7 @@ class RunConfig:
     checkpoint: str | None = None
     pretrained: bool = False
     data: str = "digits"
+    train_size: int | None = None
     input_size: int | None = None
     trials: int = 24
     workers: int | None = None
@@ -91,6 +92,7 @@ class Inputs:
         return {
             "model": self.config.model,
             "data": self.data.label,
+            "train_size": self.data.train_size,
             "input_size": self.data.input_size,
             "hw": self.hw,
             "objectives": self.objectives,
@@ -120,7 +122,7 @@ def resolve_inputs(config: RunConfig) -> Inputs:
     profile, unit, unit_name = load_profile(config.hw)
     objectives = parse_objectives(config.objectives)
     check_model_name(config.model)
-    data = parse_data(config.data, config.input_size, config.seed)
+    data = parse_data(config.data, config.input_size, config.seed, config.train_size)
     if config.checkpoint and not Path(config.checkpoint).is_file():
         raise UserError(f"checkpoint '{config.checkpoint}' not found: pass the path of a saved state_dict")
     run_dir = Path(config.run_dir)

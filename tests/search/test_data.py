@@ -59,7 +59,7 @@ def test_imagefolder_from_disk(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("mnist", "unknown data set 'mnist'"),
+        ("svhn", "unknown data set 'svhn'"),
         ("cifar10", "needs a folder"),
         ("cifar10:/nonexistent/x", "cifar10 data not found"),
         ("imagefolder:/nonexistent/x", "needs train/"),
