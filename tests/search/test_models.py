@@ -41,3 +41,25 @@ def test_checkpoint_loading(tmp_path):
     torch.save({"callable": print}, evil)  # arbitrary objects are refused by weights_only loading
     with pytest.raises(UserError, match="weights_only=True"):
         load_checkpoint(fresh, evil)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, params_m, gmacs",
+    [
+        ("resnet50", 25.6, 4.1),
+        ("mobilenetv2_100", 3.5, 0.30),
+        ("efficientnet_lite0", 4.65, 0.40),
+        ("resnet18", 11.7, 1.8),
+        ("torchvision:squeezenet1_1", 1.24, 0.35),
+        ("torchvision:shufflenet_v2_x1_0", 2.3, 0.15),
+    ],
+)
+def test_counts_at_224_match_the_published_figures(name, params_m, gmacs):
+    """Parameters and multiply-accumulates of the seed study's models, built with random weights, within 5%."""
+    from evaluators.graph import read_graph
+    from search.model_graphs import model_graph
+
+    graph = read_graph(model_graph(name, None, 224))
+    assert graph.params / 1e6 == pytest.approx(params_m, rel=0.05)
+    assert graph.macs / 1e9 == pytest.approx(gmacs, rel=0.05)
