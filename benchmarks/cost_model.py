@@ -32,7 +32,6 @@ SPEED_REFERENCE = "mobilenetv2_100"
 ORDER_TOLERANCE = 0.05
 
 
-BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
 SIZE_TOLERANCE = 0.10
 
 
@@ -117,7 +116,9 @@ def file_size_mismatch(row: dict[str, str], params: int) -> str:
     """
     if not row.get("published_mb"):
         return ""
-    ours_mb = params * BYTES_PER_WEIGHT[row["precision"]] / 1e6
+    from core.precisions import precision
+
+    ours_mb = params * precision(row["precision"]).weight_bytes / 1e6
     stated = float(row["published_mb"])
     if abs(stated / ours_mb - 1) <= SIZE_TOLERANCE:
         return ""
