@@ -1,4 +1,4 @@
-"""Numeric precisions a layer can run in: storage size, how a graph realises them, how to recognise them.
+"""Numeric precisions a layer can run in: storage and activation sizes, how a graph realises them.
 
 Order matters: precisions are registered from the most precise (the reference a
 unit's "uncompressed" model runs in) to the least. Profiles list the
@@ -31,6 +31,7 @@ class Precision:
         name: What plans, profiles and the CLI call it (``int8``).
         weight_bytes: Bytes per stored weight.
         bias_bytes: Bytes per stored bias (INT8 layers keep an INT32 bias).
+        activation_bytes: Bytes per activation value a layer in this precision reads and writes.
         realisation: How the ONNX graph carries it.
         per_layer_support: Offered only for the layers the quantizer accepts (probed once per study).
         description: One line for listings.
@@ -39,6 +40,7 @@ class Precision:
     name: str
     weight_bytes: float
     bias_bytes: float
+    activation_bytes: float
     realisation: Realisation
     per_layer_support: bool = False
     description: str = ""
@@ -49,12 +51,10 @@ class Precision:
 
 
 PRECISIONS: Registry[Precision] = Registry("precision", "search hw list")
-PRECISIONS.register(Precision("fp32", 4, 4, Realisation.NONE, description="32-bit float: the exported graph"))
-PRECISIONS.register(Precision("fp16", 2, 2, Realisation.FP16_CAST, description="16-bit float weights and arithmetic"))
+PRECISIONS.register(Precision("fp32", 4, 4, 4, Realisation.NONE, description="32-bit float: the exported graph"))
+PRECISIONS.register(Precision("fp16", 2, 2, 2, Realisation.FP16_CAST, description="16-bit float weights and arithmetic"))
 PRECISIONS.register(
-    Precision(
-        "int8", 1, 4, Realisation.INT8_QDQ, per_layer_support=True, description="8-bit integer by NNCF post-training quantization"
-    )
+    Precision("int8", 1, 4, 1, Realisation.INT8_QDQ, per_layer_support=True, description="8-bit integer (NNCF PTQ)")
 )
 REFERENCE = "fp32"  # the precision models are exported and trained in
 

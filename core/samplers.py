@@ -30,7 +30,7 @@ def _nsga2(seed: int, population: int) -> optuna.samplers.BaseSampler:
 def _tpe(seed: int, population: int) -> optuna.samplers.BaseSampler:
     import optuna
 
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=min(10, population))
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def _gp(seed: int, population: int) -> optuna.samplers.BaseSampler:
@@ -47,7 +47,7 @@ def _random(seed: int, population: int) -> optuna.samplers.BaseSampler:
 
 SAMPLERS: Registry[Sampler] = Registry("sampler", "--sampler")
 SAMPLERS.register(Sampler("nsga2", _nsga2, "NSGA-II, genetic (default); population from --population"))
-SAMPLERS.register(Sampler("tpe", _tpe, "multi-objective TPE (multivariate)"))
+SAMPLERS.register(Sampler("tpe", _tpe, "multi-objective TPE (Optuna's defaults)"))
 SAMPLERS.register(Sampler("gp", _gp, "Gaussian-process Bayesian optimisation (Optuna's GPSampler)"))
 SAMPLERS.register(Sampler("random", _random, "uniform random search"))
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import cast, get_args
 
 from core.errors import UserError
+from core.precisions import REFERENCE
 from evaluators.graph_core import Graph, Op, element_bytes
 from hw_profiles.schema import ComputeKind, Unit
 
@@ -120,7 +121,7 @@ class CostModel:
                     self.main,
                 )
             )
-        outside = Placement("fp32", self.main)  # the graph's inputs and outputs: FP32 on the main unit
+        outside = Placement(REFERENCE, self.main)  # the graph's inputs and outputs: FP32 on the main unit
         for i, op in enumerate(graph.ops):
             here = placements[i]
             for producer, elems in zip(op.inputs, op.input_sizes, strict=True):

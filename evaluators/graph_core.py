@@ -153,8 +153,8 @@ class Graph:
 
 
 def element_bytes(precision: str) -> float:
-    """Bytes of one value (weight or activation) in ``precision``."""
-    return registered_precision(precision).weight_bytes
+    """Bytes of one activation value in ``precision``."""
+    return registered_precision(precision).activation_bytes
 
 
 def stored_bytes(precision: str, weights: int, biases: int = 0) -> int:

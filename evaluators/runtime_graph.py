@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from evaluators.graph_core import (
     FLOAT,
-    FLOAT16,
+    INT8,
     INT64,
     KIND,
     Graph,
@@ -142,8 +142,6 @@ class _ExecutedReader:
                 continue
             try:
                 op, data = self._op(node)
-            except UncoveredOpError:
-                raise
             except (IndexError, ValueError):  # a shape the optimized graph leaves unknown
                 raise UncoveredOpError(f"{node.op_type} with an input shape the host view cannot read", node.name) from None
             self.built.link(op, data, [math.prod(self.shape.get(t, (1,))) for t in data])
@@ -325,7 +323,7 @@ class _ExecutedReader:
         out_shape = (in_shape[0], *spatial, dims[0]) if channels_last else (in_shape[0], dims[0], *spatial)
         if node.output[0] in self.shape:
             out_shape = self.shape[node.output[0]]
-        precision = "int8" if quantized else ("fp16" if dtype == FLOAT16 else "fp32")
+        precision = dtype_precision(INT8 if quantized else dtype)
         self._set(node.output[0], out_shape, 2 if quantized else dtype)
         group = int(attribute(node, "group", 1))
         blocked = is_blocked(node)
@@ -367,7 +365,7 @@ class _ExecutedReader:
         k = gemm_depth(a_shape, trans_a)
         rows = (*a_shape[:-2], a_shape[-1]) if trans_a and len(a_shape) > 1 else a_shape[:-1]
         out_shape = (*rows, n)
-        precision = "int8" if quantized else ("fp16" if dtype == FLOAT16 else "fp32")
+        precision = dtype_precision(INT8 if quantized else dtype)
         self._set(node.output[0], out_shape, 1)
         weights = math.prod(dims) if constant else 0
         biases = self._bias(node, 6 if quantized else 2)  # Gemm, FusedGemm: C; QGemm: C after A, B, scales, zero points

@@ -69,7 +69,7 @@ def apply_plan(config: ApplyConfig) -> dict[str, Any]:
         config.data or source.get("data") or RunConfig.data,
         config.input_size or source.get("input_size"),
         plan.recipe.seed,
-        config.train_size or source.get("train_size"),
+        config.train_size or (None if config.data else source.get("train_size")),
     )
     checkpoint = config.checkpoint or source.get("checkpoint")
     if not checkpoint:

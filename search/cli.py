@@ -314,6 +314,7 @@ def _add_inspection(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
+    from core.data_kinds import DATA_KINDS
     from core.metrics import OBJECTIVES, QUALITY
     from core.samplers import SAMPLERS
     from search.data import data_usage
@@ -342,7 +343,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="train on a seeded, stratified subset of this many images of the train part (validation carved from it); "
         "the test set stays whole",
     )
-    g.add_argument("--input-size", type=int, help="input resolution (default: 32 for digits/CIFAR, 224 for imagefolder)")
+    g.add_argument(
+        "--input-size",
+        type=int,
+        help="input resolution (default: " + ", ".join(f"{k.default_input_size} for {k.name}" for k in DATA_KINDS) + ")",
+    )
     g = p.add_argument_group("study")
     g.add_argument("--trials", type=int, default=d.trials, help="finished trials the study should reach (baselines included)")
     g.add_argument(

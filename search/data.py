@@ -112,13 +112,39 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
 
 
+def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Exactly ``size`` indices of ``labels``, seeded, each class in proportion (largest remainders get the rest)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = counts * size / len(labels)
+    take = np.floor(quota).astype(int)
+    take[np.argsort(-(quota - take), kind="stable")[: size - int(take.sum())]] += 1
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:n] for c, n in zip(classes, take, strict=True)]
+    return np.sort(np.concatenate(chosen))
+
+
 def carve(labels: np.ndarray, spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation indices into a set's train part: a seeded stratified ``spec.train_size`` subset first."""
+    """Train and validation indices into a set's train part: a seeded stratified ``spec.train_size`` subset first.
+
+    Raises:
+        UserError: the train size is not below the train part, or leaves the train or validation split empty.
+    """
+    import numpy as np
+
     pool = None
-    if spec.train_size is not None and spec.train_size < len(labels):
-        pool, _ = stratified_split(labels, (spec.train_size / len(labels),), spec.seed)
+    if spec.train_size is not None:
+        if spec.train_size >= len(labels):
+            raise UserError(f"--train-size {spec.train_size}: the train part has only {len(labels)} images: leave it out")
+        pool = stratified_subset(labels, spec.train_size, spec.seed)
         labels = labels[pool]
     val_idx, train_idx = stratified_split(labels, (spec.val_fraction,), spec.seed)
+    if not len(val_idx) or not len(train_idx):
+        raise UserError(
+            f"--train-size {spec.train_size} leaves no {'validation' if not len(val_idx) else 'training'} image "
+            f"for {len(np.unique(labels))} classes: use a larger size"
+        )
     return (train_idx, val_idx) if pool is None else (pool[train_idx], pool[val_idx])
 
 
@@ -247,9 +273,7 @@ def _no_files(folder: Path) -> None:
 
 
 DATA_KINDS.register(
-    DataKind(
-        "digits", False, 32, _no_files, _digits, "scikit-learn's 1,797 handwritten digits (embedded)", own_test_set=False
-    )
+    DataKind("digits", False, 32, _no_files, _digits, "scikit-learn's 1,797 handwritten digits (embedded)", own_test_set=False)
 )
 DATA_KINDS.register(
     DataKind("cifar10", True, 32, lambda folder: _cifar_root("cifar10", folder), _cifar, "torchvision's extracted CIFAR-10")

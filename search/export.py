@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
 from core.metrics import METRICS
+from search.front import front_records
 from search.records import TrialRecord, uncompressed
-from search.study import pareto_front
 
 if TYPE_CHECKING:
     import optuna
@@ -44,7 +44,7 @@ def plan_source(study: optuna.Study, trial: TrialRecord) -> dict[str, Any]:
 def choose_trials(study: optuna.Study, numbers: list[int] | None) -> list[TrialRecord]:
     """The front (``numbers`` None) or the named trials, each completed and with its graph on this machine."""
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    chosen = [TrialRecord.of(t) for t in pareto_front(study)] if numbers is None else []
+    chosen = front_records(study) if numbers is None else []
     for number in numbers or []:
         if number not in trials:
             raise UserError(
@@ -103,7 +103,7 @@ def export_front(study: optuna.Study, out_dir: Path) -> tuple[list[Path], list[i
     staging = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     front, elsewhere = [], []
-    for member in (TrialRecord.of(t) for t in pareto_front(study)):
+    for member in front_records(study):
         if Path(member.onnx).is_file():
             front.append(member)
         else:
@@ -114,6 +114,11 @@ def export_front(study: optuna.Study, out_dir: Path) -> tuple[list[Path], list[i
     if staging.exists():
         staging.replace(out_dir)
     return [out_dir / f"trial_{t.number:05d}" for t in front], elsewhere
+
+
+def _train_size(source: dict[str, Any]) -> str:
+    """`` (N training images)`` for a study trained on a ``--train-size`` subset, else nothing."""
+    return f" ({source['train_size']} training images, validation carved from them)" if source.get("train_size") else ""
 
 
 def reproduce_command(source: dict[str, Any]) -> str:
@@ -149,7 +154,7 @@ def model_card(study: optuna.Study, trial: TrialRecord, source: dict[str, Any]) 
         f"# {source['model']} compressed for {source['hw']}: trial {trial.number} of study '{study.study_name}'",
         "",
         f"- Source model: `{source['model']}`, checkpoint `{source['checkpoint']}` (sha256 `{source['checkpoint_sha256']}`)",
-        f"- Data: `{source['data']}` at {size}x{size} px, split seed {trial.recipe['seed']}",
+        f"- Data: `{source['data']}`{_train_size(source)} at {size}x{size} px, split seed {trial.recipe['seed']}",
         f"- Hardware profile: `{source['hw']}`, version {source['profile_version']} when searched",
         f"- Precisions: {trial.precision_mix}; recipe: {trial.recipe}",
         "",

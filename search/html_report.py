@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from core.files import atomic_target, check_out_file
 from core.precisions import precision_names
+from search.front import front_records
 from search.records import TrialRecord, records, state_counts, uncompressed
-from search.study import metric_names, pareto_front
+from search.study import metric_names
 
 if TYPE_CHECKING:
     import optuna
@@ -58,7 +59,7 @@ def build_report(study: optuna.Study) -> str:
     from plotly.offline import get_plotlyjs
 
     complete = [r for r in records(study, ("COMPLETE",)) if r.values]
-    front = [TrialRecord.of(t) for t in pareto_front(study)] if complete else []
+    front = front_records(study) if complete else []
     body = "\n".join(
         (
             _header(study),
@@ -107,7 +108,9 @@ def _header(study: optuna.Study) -> str:
     names = metric_names(study)
     rows = {
         "model": attrs.get("model", ""),
-        "data": f"{attrs.get('data', '')}" + (f" at {attrs['input_size']} px" if "input_size" in attrs else ""),
+        "data": f"{attrs.get('data', '')}"
+        + (f", {attrs['train_size']} training images" if attrs.get("train_size") else "")
+        + (f" at {attrs['input_size']} px" if "input_size" in attrs else ""),
         "hardware profile": f"{attrs.get('hw', '')} (profile version {attrs.get('profile_version', '?')})",
         "objectives": ", ".join(f"{n} ({d.name.lower()})" for n, d in zip(names, study.directions, strict=True)),
         "trials": ", ".join(f"{n} {s.lower()}" for s, n in states.items()) or "none yet",

@@ -9,6 +9,7 @@ gzipped. The train files give train and validation (a seeded subset when
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,7 +56,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise UserError(f"IDX file '{path}' cannot be read ({type(exc).__name__}): download or unpack it again") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != UBYTE or data[3] < 1:
         raise UserError(f"'{path}' is not an unsigned-byte IDX file: its header is wrong")

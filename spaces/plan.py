@@ -69,7 +69,7 @@ class CompressionPlan:
         try:
             layers = {str(name): LayerPlan(**spec) for name, spec in data["layers"].items()}
             recipe = Recipe(**data.get("recipe", {}))
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # a missing or unknown key; a ratio that is not a number
             raise PlanError(f"malformed plan entry: {exc}") from None
         return cls(layers=layers, recipe=recipe)
 

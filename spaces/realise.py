@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from core.precisions import Realisation, precision
+from core.precisions import REFERENCE, Realisation, precision
 from spaces.plan import PlanError
 
 if TYPE_CHECKING:
@@ -53,7 +53,9 @@ def realise_precisions(
         PlanError: a precision with layers has no realisation step here.
     """
     kinds = {name: precision(name).realisation for name, names in layers.items() if names}
-    missing = sorted(name for name, kind in kinds.items() if kind != Realisation.NONE and kind not in STEPS)
+    missing = sorted(
+        name for name, kind in kinds.items() if kind not in STEPS and (kind != Realisation.NONE or name != REFERENCE)
+    )
     if missing:
         raise PlanError(f"precision {', '.join(missing)} has no realisation step in spaces.realise: add one to STEPS")
     for kind, step in STEPS.items():

@@ -14,7 +14,7 @@ from core.samplers import SAMPLERS, make_sampler
 @pytest.fixture()
 def int4_weights():
     """A toy precision, registered only for the test: INT4 weight-only (half a byte per weight)."""
-    entry = PRECISIONS.register(Precision("int4w", 0.5, 4, Realisation.NONE, description="toy: INT4 weight-only"))
+    entry = PRECISIONS.register(Precision("int4w", 0.5, 4, 4, Realisation.NONE, description="toy: INT4 weight-only"))
     yield entry
     PRECISIONS.unregister(entry.name)
 

@@ -92,3 +92,19 @@ def test_fashion_mnist_from_debians_package():
     splits = load_splits(parse_data("fashion-mnist", None, 0, train_size=1000))
     assert (len(splits.train), len(splits.val), len(splits.test)) == (800, 200, 10000)
     assert splits.num_classes == 10
+
+
+@pytest.mark.parametrize(
+    "train_size, message",
+    [(10, "leaves no validation image for 10 classes"), (200, "the train part has only 200 images: leave it out")],
+)
+def test_a_train_size_that_leaves_a_split_empty_is_refused(tmp_path, train_size, message):
+    folder = fake_idx_folder(tmp_path / "set")
+    with pytest.raises(UserError, match=message):
+        load_splits(parse_data(f"idx:{folder}", None, 0, train_size))
+
+
+def test_train_size_is_exact_when_classes_do_not_divide_it(tmp_path):
+    folder = fake_idx_folder(tmp_path / "set")
+    splits = load_splits(parse_data(f"idx:{folder}", None, 0, 73))
+    assert len(splits.train) + len(splits.val) == 73

@@ -22,6 +22,7 @@ def test_yaml_round_trip(tmp_path):
         ("layers: {a: {prune_ratio: 0.1, precision: int4}}", "precision 'int4'"),
         ("layers: {a: {prune_ratio: 1.5}}", "outside [0, 1)"),
         ("layers: {a: {ratio: 0.1}}", "malformed plan entry"),
+        ("layers: {a: {prune_ratio: abc}}", "malformed plan entry"),
         ("layers: {}\nextra: 1", "unknown plan keys: extra"),
     ],
 )
