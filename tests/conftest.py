@@ -54,6 +54,7 @@ def randomise_batchnorm(model) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             n = module.num_features
+            assert module.running_mean is not None and module.running_var is not None
             module.running_mean.copy_(torch.rand(n, generator=generator) - 0.5)
             module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
             module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)

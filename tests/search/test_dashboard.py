@@ -49,7 +49,7 @@ def study_url(tmp_path_factory) -> str:
         study.add_trial(optuna.trial.create_trial(values=[row[1], row[2]], user_attrs=_attrs(*row)))
     study.add_trial(_failed(NAN_LOSS))
 
-    params = {PRUNE_PREFIX + layer: ratio for layer, (ratio, _) in RERUN_PARAMS.items()}
+    params: dict[str, float | str] = {PRUNE_PREFIX + layer: ratio for layer, (ratio, _) in RERUN_PARAMS.items()}
     params |= {PRECISION_PREFIX + layer: precision for layer, (_, precision) in RERUN_PARAMS.items()}
     study.enqueue_trial(params)  # as a baseline is; the sampler's own choices would do as well
     trial = study.ask()

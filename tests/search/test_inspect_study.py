@@ -38,8 +38,8 @@ def storage(tmp_path) -> str:
         trial = study.ask()
         attrs = {"plan": plan, "size_bytes": size, "macs": 1e6, "test_top1": accuracy / 100, "latency_ms": latency}
         attrs |= {"energy_mj": latency, "host_latency_ms": 2 * latency, "baseline": baseline}
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        for name, item in attrs.items():
+            trial.set_user_attr(name, item)
         study.tell(trial, [accuracy, latency])
     failed = study.ask()
     failed.set_user_attr("fail_reason", "RuntimeError: NaN loss")
