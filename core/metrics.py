@@ -37,6 +37,7 @@ class Metric:
 
 METRICS: Registry[Metric] = Registry("metric", "search show --help")
 METRICS.register(Metric("test_top1", "test top-1 %", 100, 2, "test_top1_pct"))
+METRICS.register(Metric("test_macro_f1", "test macro-F1 %", 100, 2, "test_macro_f1_pct"))
 METRICS.register(Metric("val_top1", "validation top-1 %", 100, 2))
 METRICS.register(Metric("size_bytes", "size KB", 1 / 1024, 1, "size_kb"))
 METRICS.register(Metric("macs", "MMACs", 1e-6, 3, "macs_m"))

@@ -30,25 +30,41 @@ BUILTIN_MODELS: dict[str, Callable[[int, int], nn.Module]] = {"small_cnn": _smal
 TORCHVISION_PREFIX = "torchvision:"
 
 
+def _torchvision_models() -> list[str]:
+    from torchvision import models
+
+    return models.list_models(module=models)
+
+
+def torchvision_name(name: str) -> str | None:
+    """The torchvision model ``name`` stands for: ``torchvision:NAME``, or a plain name timm lacks (``squeezenet1_1``)."""
+    if name.startswith(TORCHVISION_PREFIX):
+        return name[len(TORCHVISION_PREFIX) :]
+    import timm
+
+    return name if not timm.is_model(name) and name in _torchvision_models() else None
+
+
 def check_model_name(name: str) -> None:
-    """Raise a UserError naming the closest models if ``name`` is not built in, in timm or ``torchvision:NAME``."""
+    """Raise a UserError naming the closest models if ``name`` is not built in, in timm or in torchvision."""
     if name in BUILTIN_MODELS:
         return
+    vision = torchvision_name(name)
     if name.startswith(TORCHVISION_PREFIX):
-        from torchvision import models
-
-        known = models.list_models(module=models)
-        if name[len(TORCHVISION_PREFIX) :] not in known:
-            raise unknown_name("torchvision model", name[len(TORCHVISION_PREFIX) :], known, "torchvision.models.list_models()")
+        known = _torchvision_models()
+        if vision not in known:
+            raise unknown_name("torchvision model", str(vision), known, "torchvision.models.list_models()")
         return
     import timm
 
-    if not timm.is_model(name):
-        raise unknown_name("model", name, [*BUILTIN_MODELS, *timm.list_models()], "timm.list_models()")
+    if vision is None and not timm.is_model(name):
+        known = [*BUILTIN_MODELS, *timm.list_models(), *_torchvision_models()]
+        raise unknown_name("model", name, known, "timm.list_models() and torchvision.models.list_models()")
 
 
 def build_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = False) -> nn.Module:
-    """Create a model by name: a built-in one (``small_cnn``, ``hl_cnn``), any timm model or ``torchvision:NAME``.
+    """Create a model by name: a built-in one (``small_cnn``, ``hl_cnn``), any timm model, or a torchvision model
+    (``torchvision:NAME``, or its plain name where timm has none of that name, e.g. ``squeezenet1_1``).
 
     Args:
         name: Model name.
@@ -59,10 +75,11 @@ def build_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool
     check_model_name(name)
     if name in BUILTIN_MODELS:
         return BUILTIN_MODELS[name](num_classes, in_chans)
-    if name.startswith(TORCHVISION_PREFIX):
+    vision = torchvision_name(name)
+    if vision is not None:
         from torchvision import models
 
-        return models.get_model(name[len(TORCHVISION_PREFIX) :], weights=None, num_classes=num_classes)
+        return models.get_model(vision, weights=None, num_classes=num_classes)
     import timm
 
     return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans)

@@ -51,7 +51,7 @@ def test_checkpoint_loading(tmp_path):
         ("mobilenetv2_100", 3.5, 0.30),
         ("efficientnet_lite0", 4.65, 0.40),
         ("resnet18", 11.7, 1.8),
-        ("torchvision:squeezenet1_1", 1.24, 0.35),
+        ("squeezenet1_1", 1.24, 0.35),  # torchvision's, by its plain name (timm has none)
         ("torchvision:shufflenet_v2_x1_0", 2.3, 0.15),
     ],
 )
