@@ -33,13 +33,49 @@ def _console():
     return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """search run: the hardware-aware compression search."""
-    from search.run import RunConfig, run_search
+def _run_config(args: argparse.Namespace) -> Any:
+    """The RunConfig of the `search run` options in ``args`` (``--strategy a,b``: only those fixed recipes run)."""
+    from search.run import RunConfig
 
     names = {f.name for f in fields(RunConfig)}
     config = RunConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})
-    return run_search(config, _console())
+    if config.train_size == 0:  # the whole train part (compare's default is a subset)
+        config.train_size = None
+    if getattr(args, "strategy", None) is not None:
+        config.strategies = tuple(_comma_list(args.strategy, "--strategy", "fixed recipes"))
+        config.search = False
+    return config
+
+
+def _comma_list(text: str, option: str, what: str) -> list[str]:
+    """``a, b,c`` -> ``["a", "b", "c"]``; an empty list is a user error naming ``option``."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise UserError(f"{option} is empty: give a comma list of {what}")
+    return names
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """search run: the hardware-aware compression search (or, with --strategy, fixed recipes alone)."""
+    from search.run import run_search
+
+    return run_search(_run_config(args), _console())
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """search compare: per model the baseline, the fixed recipes and a search; one table and one plot."""
+    from search.compare import CompareConfig, run_compare
+
+    models = tuple(_comma_list(args.models, "--models", "model names"))
+    return run_compare(CompareConfig(models, args.out, _run_config(args)), _console())
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    """search sensitivity: per-layer accuracy change of one change at a time, as a table, CSV and plot."""
+    from search.sensitivity import run_sensitivity
+
+    changes = _comma_list(args.changes, "--changes", "precisions or prune") if args.changes is not None else None
+    return run_sensitivity(_run_config(args), changes, args.prune_ratio, args.out, _console())
 
 
 def cmd_hw_list(args: argparse.Namespace) -> int:
@@ -313,82 +349,147 @@ def _add_inspection(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_report)
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:
+def _add_run_arguments(p: argparse.ArgumentParser, d: Any, omit: frozenset[str] = frozenset()) -> None:
+    """The options of `search run` (defaults from the RunConfig ``d``), except the flags in ``omit``."""
     from core.data_kinds import DATA_KINDS
     from core.metrics import OBJECTIVES, QUALITY
     from core.samplers import SAMPLERS
     from search.data import data_usage
-    from search.run import RunConfig
 
-    d = RunConfig()
-    p = sub.add_parser(
-        "run",
-        help="search per-layer pruning and precision; print and export the Pareto front",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.set_defaults(func=cmd_run)
+    def add(group: argparse._ArgumentGroup, flag: str, **options: Any) -> None:
+        if flag not in omit:
+            group.add_argument(flag, **options)
+
     g = p.add_argument_group("inputs")
-    g.add_argument("--hw", default=d.hw, help="hardware profile NAME or NAME:UNIT (see `search hw list`), or a profile YAML")
-    g.add_argument("--model", default=d.model, help="small_cnn, hl_cnn or any timm model name")
-    g.add_argument(
+    add(g, "--hw", default=d.hw, help="hardware profile NAME or NAME:UNIT (see `search hw list`), or a profile YAML")
+    add(g, "--model", default=d.model, help="small_cnn, hl_cnn or any timm model name")
+    add(
+        g,
         "--checkpoint",
         help="state_dict of the uncompressed model (loaded with weights_only=True); "
         "without it the model is trained here on the train split",
     )
-    g.add_argument("--pretrained", action="store_true", help="ask timm for pretrained weights (needs internet)")
-    g.add_argument("--data", default=d.data, help=f"data set: {data_usage()}")
-    g.add_argument(
+    add(g, "--pretrained", action="store_true", help="ask timm for pretrained weights (needs internet)")
+    add(g, "--data", default=d.data, help=f"data set: {data_usage()}")
+    add(
+        g,
         "--train-size",
         type=int,
-        help="train on a seeded, stratified subset of this many images of the train part (validation carved from it); "
-        "the test set stays whole",
+        default=d.train_size,
+        help="train on a seeded, stratified subset of this many images of the train part (validation carved from it; "
+        "0: all of it); the test set stays whole",
     )
-    g.add_argument(
+    add(
+        g,
         "--input-size",
         type=int,
         help="input resolution (default: " + ", ".join(f"{k.default_input_size} for {k.name}" for k in DATA_KINDS) + ")",
     )
     g = p.add_argument_group("study")
-    g.add_argument("--trials", type=int, default=d.trials, help="finished trials the study should reach (baselines included)")
-    g.add_argument(
+    add(g, "--trials", type=int, default=d.trials, help="finished trials the study should reach (fixed recipes included)")
+    add(
+        g,
+        "--strategy",
+        help="run only these fixed recipes (comma list; no search): "
+        + "; ".join(f"{s.name}: {s.description}" for s in _strategies()),
+    )
+    add(
+        g,
         "--objectives",
         default=d.objectives,
         help=f"comma list, {QUALITY} first, then any of: "
         + "; ".join(f"{o.name} ({o.direction}, {o.description})" for o in OBJECTIVES if o.name != QUALITY),
     )
-    g.add_argument(
+    add(
+        g,
         "--sampler",
         choices=SAMPLERS.names(),
         default=d.sampler,
         help="; ".join(f"{s.name}: {s.description}" for s in SAMPLERS),
     )
-    g.add_argument("--population", type=int, help="NSGA-II population (default: trials/3 within 8..50)")
-    g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--max-accuracy-drop", type=float, help="budget: validation accuracy drop vs uncompressed, in points")
-    g.add_argument("--latency-budget-ms", type=float, help="budget: predicted latency on the profile, in ms")
-    g.add_argument("--storage", help="Optuna storage URL (default: sqlite file in --run-dir)")
-    g.add_argument("--study-name", help="default: MODEL-DATA-PROFILE-UNIT; an existing study is resumed")
-    g.add_argument("--run-dir", default=d.run_dir, help="folder for the study database, baselines, ONNX graphs and the front")
+    add(g, "--population", type=int, help="NSGA-II population (default: trials/3 within 8..50)")
+    add(g, "--seed", type=int, default=d.seed)
+    add(
+        g,
+        "--max-accuracy-drop",
+        type=float,
+        default=d.max_accuracy_drop,
+        help="budget: validation accuracy drop vs uncompressed, in points",
+    )
+    add(g, "--latency-budget-ms", type=float, help="budget: predicted latency on the profile, in ms")
+    add(g, "--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
+    add(g, "--study-name", help="default: MODEL-DATA-PROFILE-UNIT; an existing study is resumed")
+    add(g, "--run-dir", default=d.run_dir, help="folder for the study database, baselines, ONNX graphs and the front")
     g = p.add_argument_group("execution")
-    g.add_argument("--workers", type=int, help="trials in parallel (default: number of cores)")
-    g.add_argument("--ray-address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of a local Ray")
-    g.add_argument(
+    add(g, "--workers", type=int, help="trials in parallel (default: number of cores)")
+    add(g, "--ray-address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of a local Ray")
+    add(
+        g,
         "--heartbeat",
         type=int,
         default=d.heartbeat,
         help="seconds between heartbeats of running trials; a trial silent for 3 heartbeats (its driver died) is run again",
     )
     g = p.add_argument_group("compression")
-    g.add_argument("--max-prune", type=float, default=d.max_prune, help="largest prune ratio per group")
-    g.add_argument("--prune-step", type=float, default=d.prune_step, help="grid step of prune ratios")
-    g.add_argument("--round-to", type=int, default=d.round_to, help="keep channel counts multiples of this")
-    g.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs, help="recovery fine-tune after pruning")
-    g.add_argument("--finetune-lr", type=float, default=d.finetune_lr)
-    g.add_argument("--distill", action="store_true", help="distil the fine-tune from the uncompressed model")
-    g.add_argument("--calibration-size", type=int, default=d.calibration_size, help="images for INT8 calibration")
-    g.add_argument(
-        "--baseline-epochs", type=int, default=d.baseline_epochs, help="epochs to train the baseline when no checkpoint is given"
+    add(g, "--max-prune", type=float, default=d.max_prune, help="largest prune ratio per group")
+    add(g, "--prune-step", type=float, default=d.prune_step, help="grid step of prune ratios")
+    add(g, "--round-to", type=int, default=d.round_to, help="keep channel counts multiples of this")
+    add(g, "--finetune-epochs", type=int, default=d.finetune_epochs, help="recovery fine-tune after pruning")
+    add(g, "--finetune-lr", type=float, default=d.finetune_lr)
+    add(g, "--distill", action="store_true", help="distil the fine-tune from the uncompressed model")
+    add(g, "--calibration-size", type=int, default=d.calibration_size, help="images for INT8 calibration")
+    add(
+        g,
+        "--baseline-epochs",
+        type=int,
+        default=d.baseline_epochs,
+        help="epochs to train the baseline when no checkpoint is given",
     )
+
+
+def _strategies() -> list[Any]:
+    from spaces.strategies import STRATEGIES
+
+    return list(STRATEGIES)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    from search.compare import COMPARE_DEFAULTS, CompareConfig
+    from search.run import RunConfig
+    from search.sensitivity import DEFAULT_PRUNE_RATIO
+
+    p = sub.add_parser(
+        "run",
+        help="search per-layer pruning and precision; print and export the Pareto front",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.set_defaults(func=cmd_run)
+    _add_run_arguments(p, RunConfig())
+    p = sub.add_parser(
+        "compare",
+        help="the seed study: per model the baseline, every fixed recipe and a search, in one table and one plot",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.set_defaults(func=cmd_compare)
+    p.add_argument("--models", default=",".join(CompareConfig.models), help="comma list of model names")
+    p.add_argument(
+        "--out", default=CompareConfig.out, help="folder for the studies (studies.db), baselines and the comparison files"
+    )
+    _add_run_arguments(
+        p, COMPARE_DEFAULTS, frozenset({"--model", "--checkpoint", "--pretrained", "--strategy", "--study-name", "--run-dir"})
+    )
+    p = sub.add_parser(
+        "sensitivity",
+        help="per layer, the validation accuracy change when that layer alone goes to a lower precision or is pruned",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.set_defaults(func=cmd_sensitivity)
+    p.add_argument("--changes", help="comma list of precisions below the unit's reference and/or prune (default: all)")
+    p.add_argument("--prune-ratio", type=float, default=DEFAULT_PRUNE_RATIO, help="share of channels pruned per group")
+    p.add_argument("--out", help="folder for sensitivity.csv and sensitivity.html (default: the study's folder)")
+    execution = {"--workers", "--ray-address", "--heartbeat", "--trials", "--strategy", "--objectives", "--sampler"}
+    budgets = {"--population", "--max-accuracy-drop", "--latency-budget-ms", "--finetune-epochs", "--finetune-lr", "--distill"}
+    _add_run_arguments(p, RunConfig(), frozenset(execution | budgets))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,12 +9,19 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.records import store_failure, store_plan, store_result, store_worker
-from search.study import fail_silent_trials, grace_period, objective_values, rerun_interrupted, rerun_of, set_constraints
+from search.records import recipe_changes, store_failure, store_plan, store_result, store_worker
+from search.study import (
+    fail_silent_trials,
+    finished_trials,
+    grace_period,
+    objective_values,
+    rerun_interrupted,
+    set_constraints,
+)
 from search.trial import TrialJob, TrialOutcome, evaluate_candidate
 
 if TYPE_CHECKING:
@@ -151,6 +158,7 @@ class TrialLoop:
                     try:
                         beats.add(trial._trial_id)
                         plan = self.space.suggest(trial)
+                        plan = replace(plan, recipe=replace(plan.recipe, **recipe_changes(trial)))
                         store_plan(trial, plan.to_dict(), driver)
                         pending[remote.remote(self.make_job(plan.to_dict()), state_ref)] = trial
                     except BaseException:
@@ -183,11 +191,7 @@ class TrialLoop:
 
     def finished(self) -> int:
         """Trials that completed or failed, not counting interrupted ones that were queued to run again."""
-        from optuna.trial import TrialState
-
-        trials = self.study.get_trials(deepcopy=False)
-        rerun = rerun_of(trials)
-        return sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.number not in rerun for t in trials)
+        return finished_trials(self.study)
 
     def _running_elsewhere(self, pending: dict[Any, optuna.Trial]) -> int:
         from optuna.trial import TrialState

@@ -21,16 +21,12 @@ def convert_precision(graph: onnx.ModelProto, precision: str, input_size: int) -
     import numpy as np
 
     from spaces.onnx_export import compute_node_names
-    from spaces.realise import realise_precisions
+    from spaces.realise import Calibration, realise_precisions
 
     batch, channels, height, width = input_dims(graph)
     shape = (RANDOM_IMAGES, channels, height or input_size, width or input_size)
-    return realise_precisions(
-        graph,
-        {precision: compute_node_names(graph)},
-        lambda: np.random.default_rng(0).standard_normal(shape).astype(np.float32),
-        batch=batch or RANDOM_IMAGES,
-    )
+    images = Calibration(lambda: np.random.default_rng(0).standard_normal(shape).astype(np.float32), batch or RANDOM_IMAGES)
+    return realise_precisions(graph, {precision: compute_node_names(graph)}, images)
 
 
 def _data_inputs(graph: onnx.ModelProto) -> list[onnx.ValueInfoProto]:

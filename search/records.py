@@ -18,12 +18,14 @@ if TYPE_CHECKING:
     import optuna
 
 # user attribute keys of a trial
-PLAN, BASELINE, PRECISIONS, ONNX = "plan", "baseline", "precisions", "onnx"
+PLAN, BASELINE, RECIPE, PRECISIONS, ONNX = "plan", "baseline", "recipe_changes", "precisions", "onnx"
 DRIVER, WORKER, FAIL_REASON = "driver", "worker", "fail_reason"
-NOT_METRICS = {PLAN, BASELINE, PRECISIONS, ONNX, DRIVER, WORKER, FAIL_REASON}
+NOT_METRICS = {PLAN, BASELINE, RECIPE, PRECISIONS, ONNX, DRIVER, WORKER, FAIL_REASON}
 # What a rerun of an interrupted trial keeps of it: what the candidate is, not what happened to it.
-CARRIED = (PLAN, BASELINE)
+CARRIED = (PLAN, BASELINE, RECIPE)
 UNCOMPRESSED = "uncompressed"
+# Recipe names studies made before the fixed recipes were named as strategies (read as their new names).
+LEGACY_NAMES = {"uniform-prune-25": "prune-uniform-25", "uniform-prune-50": "prune-uniform-50"}
 HEARTBEAT_LOST = "interrupted: its driver stopped (heartbeat lost)"
 
 
@@ -162,6 +164,11 @@ def store_result(trial: optuna.Trial, metrics: dict[str, float], precisions: dic
         trial.set_user_attr(key, value)
 
 
-def baseline_attrs(name: str) -> dict[str, Any]:
-    """User attributes of an enqueued baseline trial."""
-    return {BASELINE: name}
+def baseline_attrs(name: str, recipe_changes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """User attributes of an enqueued fixed recipe (strategy): its name and the changes to the study's recipe it needs."""
+    return {BASELINE: name, RECIPE: recipe_changes} if recipe_changes else {BASELINE: name}
+
+
+def recipe_changes(trial: optuna.Trial) -> dict[str, Any]:
+    """The recipe changes an enqueued strategy trial carries (empty for searched trials)."""
+    return dict(trial.user_attrs.get(RECIPE) or {})

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError, check_at_least
+from search.records import records
 from spaces.plan import Recipe
 
 if TYPE_CHECKING:
@@ -19,12 +20,17 @@ if TYPE_CHECKING:
     from hw_profiles.schema import Profile, Unit
     from search.baseline import Baseline
     from search.data import DataSpec, Splits
+    from spaces.plan import CompressionPlan
     from spaces.space import SearchSpace
 
 
 @dataclass
 class RunConfig:
-    """Every option of `search run`."""
+    """Every option of `search run`.
+
+    ``strategies`` are fixed recipes (``spaces.strategies``) enqueued besides the default ones; with ``search``
+    False only they run (and the uncompressed reference), no searched trial.
+    """
 
     hw: str = "pixel7"
     model: str = "small_cnn"
@@ -54,6 +60,8 @@ class RunConfig:
     prune_step: float = 0.125
     calibration_size: int = Recipe.calibration_size
     round_to: int = Recipe.round_to
+    strategies: tuple[str, ...] = ()
+    search: bool = True
 
 
 def safe_name(name: str) -> str:
@@ -116,9 +124,12 @@ def resolve_inputs(config: RunConfig) -> Inputs:
     from search.data import parse_data
     from search.models import check_model_name
     from search.study import check_storage, default_storage, parse_objectives
+    from spaces.strategies import STRATEGIES
 
     check_numbers(config)
     SAMPLERS.get(config.sampler)
+    for name in config.strategies:
+        STRATEGIES.get(name)
     profile, unit, unit_name = load_profile(config.hw)
     objectives = parse_objectives(config.objectives)
     check_model_name(config.model)
@@ -220,6 +231,12 @@ def prepare(inputs: Inputs, console: Console) -> Prepared:
     )
     sess = session(export_onnx(model, size).SerializeToString(), threads=os.cpu_count() or 1)
     reference = {"val_top1": evaluate(sess, splits.val)["top1"], "test_top1": evaluate(sess, splits.test)["top1"]}
+    chance = 1 / splits.num_classes
+    if reference["val_top1"] <= 1.5 * chance:
+        console.print(
+            f"warning: the uncompressed model is at chance level (val {100 * reference['val_top1']:.2f}%, chance "
+            f"{100 * chance:.0f}%): every comparison below is noise; train it longer or pass a --checkpoint"
+        )
     console.print(
         f"space: {len(space.analysis.groups)} prune groups, {len(space.analysis.layers)} layers "
         f"({', '.join(inputs.unit.precisions)}); uncompressed FP32 ONNX: val {100 * reference['val_top1']:.2f}%, "
@@ -228,13 +245,12 @@ def prepare(inputs: Inputs, console: Console) -> Prepared:
     return Prepared(baseline, splits, space, reference)
 
 
-def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None) -> optuna.Study:
-    """Resume ``existing`` (same space required) or create the study and enqueue the baselines."""
+def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None, console: Console) -> optuna.Study:
+    """Resume ``existing`` (same space required) or create the study; enqueue every named fixed recipe it lacks."""
     import optuna
 
     from core.samplers import make_sampler
-    from search.records import baseline_attrs
-    from search.study import StudySetup, create_study, open_storage
+    from search.study import StudySetup, create_study, finished_trials, open_storage, queued_recipes
 
     config, space = inputs.config, prepared.space
     population = config.population or max(8, min(50, config.trials // 3))
@@ -248,28 +264,83 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
                 f"study '{inputs.study_name}' searched another space (different layers or choices): use another --study-name"
             )
         check_same_weights(existing, prepared.baseline.sha256)
-        return optuna.load_study(study_name=inputs.study_name, storage=storage, sampler=sampler)
-    details = {
-        "checkpoint": prepared.baseline.source,
-        "checkpoint_sha256": prepared.baseline.sha256,
-        "num_classes": prepared.splits.num_classes,
-        "profile_version": inputs.profile.version,
-        "space_signature": space.signature(),
-        "heartbeat_s": config.heartbeat,
-        "recipe": asdict(space.recipe),
-        "sampler": config.sampler,
-        "reference_val_top1": prepared.reference["val_top1"],
-        "reference_test_top1": prepared.reference["test_top1"],
-    }
-    try:
-        study = create_study(storage, inputs.study_name, inputs.objectives, sampler, StudySetup(inputs.identity, details))
-    except optuna.exceptions.DuplicatedStudyError:
-        raise UserError(
-            f"study '{inputs.study_name}' was created by another driver while this one prepared: start this one again to join it"
-        ) from None
-    for name, plan in space.baselines().items():
-        study.enqueue_trial(space.params(plan), user_attrs=baseline_attrs(name))
+    present = recipes_in(existing) if existing is not None else set()
+    plans = strategy_plans_for(inputs, prepared, present, console)  # before the study exists: nothing half-made if it fails
+    if existing is not None:
+        study = optuna.load_study(study_name=inputs.study_name, storage=storage, sampler=sampler)
+    else:
+        details = {
+            "checkpoint": prepared.baseline.source,
+            "checkpoint_sha256": prepared.baseline.sha256,
+            "num_classes": prepared.splits.num_classes,
+            "profile_version": inputs.profile.version,
+            "space_signature": space.signature(),
+            "heartbeat_s": config.heartbeat,
+            "recipe": asdict(space.recipe),
+            "sampler": config.sampler,
+            "reference_val_top1": prepared.reference["val_top1"],
+            "reference_test_top1": prepared.reference["test_top1"],
+        }
+        try:
+            study = create_study(storage, inputs.study_name, inputs.objectives, sampler, StudySetup(inputs.identity, details))
+        except optuna.exceptions.DuplicatedStudyError:
+            raise UserError(
+                f"study '{inputs.study_name}' was created by another driver while this one prepared: "
+                "start this one again to join it"
+            ) from None
+    enqueue_recipes(study, space, plans)
+    if not config.search:  # only the fixed recipes run: stop once none is left waiting
+        config.trials = finished_trials(study) + queued_recipes(study)
     return study
+
+
+def strategy_names(config: RunConfig, space: SearchSpace) -> list[str]:
+    """The fixed recipes a study runs: the uncompressed reference, the defaults when searching, then the chosen ones."""
+    from spaces.strategies import default_strategies
+
+    names = default_strategies(space) if config.search else ["uncompressed"]
+    return list(dict.fromkeys([*names, *config.strategies]))
+
+
+def recipes_in(study: optuna.Study) -> set[str]:
+    """Names of the fixed recipes ``study`` has a trial of (older names read as today's)."""
+    from search.records import LEGACY_NAMES
+
+    return {LEGACY_NAMES.get(r.baseline, r.baseline) for r in records(study) if r.baseline}
+
+
+def strategy_plans_for(inputs: Inputs, prepared: Prepared, present: set[str], console: Console) -> dict[str, CompressionPlan]:
+    """The plan of every fixed recipe the study runs and does not have yet (``present``), measuring or reading the
+    per-layer sensitivity if one of them needs it.
+
+    Raises:
+        UserError: a recipe chosen with ``--strategy`` cannot run on this unit.
+    """
+    from spaces.strategies import STRATEGIES, strategy_plans
+
+    names = [name for name in strategy_names(inputs.config, prepared.space) if name not in present]
+    sensitivity = None
+    if any(STRATEGIES.get(name).needs_sensitivity for name in names):
+        from search.sensitivity import int8_sensitivity
+
+        sensitivity = int8_sensitivity(inputs, prepared, console)
+    plans = strategy_plans(prepared.space, names, sensitivity)
+    skipped = [name for name in names if name not in plans]
+    if skipped and not inputs.config.search:
+        raise UserError(f"{', '.join(skipped)} cannot run on {inputs.hw} (a precision it lacks, or beyond --max-prune)")
+    if skipped:
+        console.print(f"not on {inputs.hw} (a precision it lacks, or beyond --max-prune): {', '.join(skipped)}")
+    return plans
+
+
+def enqueue_recipes(study: optuna.Study, space: SearchSpace, plans: dict[str, CompressionPlan]) -> None:
+    """Enqueue each fixed recipe's plan, with the recipe changes it needs (another quantizer) as a trial attribute."""
+    from search.records import baseline_attrs
+
+    base = asdict(space.recipe)
+    for name, plan in plans.items():
+        changes = {key: value for key, value in asdict(plan.recipe).items() if base[key] != value}
+        study.enqueue_trial(space.params(plan), user_attrs=baseline_attrs(name, changes))
 
 
 def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console: Console) -> None:
@@ -316,7 +387,10 @@ def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console:
 
             def update() -> None:
                 failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-                progress.update(task, completed=loop.finished(), failed=failed, front=len(study.best_trials))
+                finished, front = loop.finished(), len(study.best_trials)
+                progress.update(task, completed=finished, failed=failed, front=front)
+                if not console.is_terminal:  # a log file gets one line per finished trial instead of a live bar
+                    console.print(f"trials {finished}/{config.trials} failed {failed} front {front}")
 
             update()
             loop.run(config.trials, update)
@@ -341,7 +415,7 @@ def run_search(config: RunConfig, console: Console) -> int:
 
         check_same_weights(existing, file_sha256(Path(config.checkpoint)))
     prepared = prepare(inputs, console)
-    study = open_study(inputs, prepared, existing)
+    study = open_study(inputs, prepared, existing, console)
     console.print(f"study '{inputs.study_name}' in {inputs.storage_url}")
     run_trials(inputs, prepared, study, console)
     print_front(console, study, inputs.hw)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
 from core.metrics import OBJECTIVES, QUALITY, objective
-from search.records import CARRIED
+from search.records import BASELINE, CARRIED
 
 if TYPE_CHECKING:
     import optuna
@@ -146,6 +146,23 @@ def fail_silent_trials(study: optuna.Study, grace_s: float) -> None:
                 rerun_interrupted(study, storage.get_trial(trial_id))
         except UpdateFinishedTrialError:
             pass  # another driver got there first
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Trials that completed or failed, not counting interrupted ones that were queued to run again."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    rerun = rerun_of(trials)
+    return sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.number not in rerun for t in trials)
+
+
+def queued_recipes(study: optuna.Study) -> int:
+    """Fixed-recipe trials still waiting or running."""
+    from optuna.trial import TrialState
+
+    states = (TrialState.WAITING, TrialState.RUNNING)
+    return sum(bool(t.user_attrs.get(BASELINE)) for t in study.get_trials(deepcopy=False, states=states))
 
 
 def rerun_of(trials: list[optuna.trial.FrozenTrial]) -> dict[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ def evaluate_candidate(job: TrialJob, state: dict) -> TrialOutcome:
         graph_bytes = graph.SerializeToString()
         metrics, precisions = score_graph(graph_bytes, job.profile, job.unit_name, splits, job.model.input_size, job.threads)
         metrics["seconds"] = time.perf_counter() - start
+        metrics["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return TrialOutcome(metrics=metrics, precisions=precisions, onnx_bytes=graph_bytes)
     except Exception as exc:  # noqa: BLE001 (a failing candidate is a result, recorded as FAIL by the driver)
         where = traceback.extract_tb(exc.__traceback__)[-1]

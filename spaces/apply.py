@@ -52,7 +52,7 @@ def apply(
     from spaces.finetune import train
     from spaces.onnx_export import export_onnx
     from spaces.pruning import group_ratios, prune
-    from spaces.realise import realise_precisions
+    from spaces.realise import Calibration, realise_precisions
 
     recipe = plan.recipe
     example = torch.zeros(1, 3, input_size, input_size)
@@ -67,7 +67,10 @@ def apply(
         train(candidate, train_set, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed, teacher=teacher)
     graph = export_onnx(candidate, input_size)
     layers = {name: plan.layers_in(name) for name in precision_names()}
-    graph = realise_precisions(graph, layers, lambda: calibration_images(train_set, recipe.calibration_size, recipe.seed))
+    calibration = Calibration(
+        lambda: calibration_images(train_set, recipe.calibration_size, recipe.seed), quantizer=recipe.quantizer
+    )
+    graph = realise_precisions(graph, layers, calibration)
     onnx.checker.check_model(graph)
     entry = graph.metadata_props.add()
     entry.key, entry.value = "compression_plan", json.dumps(plan.to_dict(), sort_keys=True)

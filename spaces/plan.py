@@ -8,6 +8,7 @@ from typing import Any
 
 from core.errors import UserError, yaml_where
 from core.precisions import PRECISIONS, REFERENCE
+from spaces.quantize import DEFAULT_QUANTIZER
 
 
 class PlanError(UserError):
@@ -30,7 +31,7 @@ class LayerPlan:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a plan is realised: recovery fine-tune, calibration, channel rounding, seed."""
+    """How a plan is realised: recovery fine-tune, calibration and INT8 quantizer, channel rounding, seed."""
 
     finetune_epochs: int = 3
     finetune_lr: float = 3e-3
@@ -38,6 +39,13 @@ class Recipe:
     calibration_size: int = 128
     round_to: int = 4
     seed: int = 0
+    quantizer: str = DEFAULT_QUANTIZER
+
+    def __post_init__(self) -> None:
+        from spaces.quantize import QUANTIZERS
+
+        if self.quantizer not in QUANTIZERS:
+            raise PlanError(f"quantizer '{self.quantizer}' is not one of {', '.join(QUANTIZERS)}")
 
 
 @dataclass(frozen=True)

@@ -89,18 +89,6 @@ class SearchSpace:
         precisions = {layer: precision if precision in choices else ref for layer, choices in self.precisions.items()}
         return self.plan(dict.fromkeys((g.root for g in self.analysis.groups), ratio), precisions)
 
-    def baselines(self) -> dict[str, CompressionPlan]:
-        """Plans enqueued before the search: uncompressed, every layer in the least precise precision offered
-        (all-INT8 on units that run it), uniform pruning 25% and 50%."""
-        plans = {"uncompressed": self.uniform(0.0)}
-        least = by_precision({p for choices in self.precisions.values() for p in choices})[-1]
-        if least != self.reference_precision:
-            plans[f"all-{least}"] = self.uniform(0.0, least)
-        for ratio in (0.25, 0.5):
-            if ratio <= self.max_prune:
-                plans[f"uniform-prune-{int(ratio * 100)}"] = self.uniform(ratio)
-        return plans
-
     def signature(self) -> str:
         """A short hash of every choice: two studies with the same signature search the same space."""
         data = {

@@ -53,8 +53,8 @@ def test_study_has_baselines_first_and_named_objectives(run_dir):
     assert [t.user_attrs.get("baseline") for t in trials[:4]] == [
         "uncompressed",
         "all-int8",
-        "uniform-prune-25",
-        "uniform-prune-50",
+        "prune-uniform-25",
+        "prune-uniform-50",
     ]
     assert study.user_attrs["model"] == "small_cnn" and study.user_attrs["hw"] == "pixel7:cpu"
     assert study.user_attrs["reference_test_top1"] > 0.5
@@ -135,7 +135,7 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(run_dir):
     study = optuna.load_study(study_name="nan", storage=f"sqlite:///{run_dir / 'studies.db'}")
     states = {t.user_attrs["baseline"]: t for t in study.trials}
     assert states["uncompressed"].state == optuna.trial.TrialState.COMPLETE
-    failed = states["uniform-prune-50"]
+    failed = states["prune-uniform-50"]
     assert failed.state == optuna.trial.TrialState.FAIL
     assert "FloatingPointError" in failed.user_attrs["fail_reason"]
 
@@ -172,7 +172,7 @@ def _db_digest(run_dir) -> str:
 
 def test_export_then_apply_rebuilds_the_trials_model(run_dir, tmp_path):
     study = _study(run_dir)
-    trial = next(t for t in study.trials if t.user_attrs.get("baseline") == "uniform-prune-25")
+    trial = next(t for t in study.trials if t.user_attrs.get("baseline") == "prune-uniform-25")
     exported = run_cli("export", STUDY, "--run-dir", str(run_dir), "--trial", str(trial.number), "--out", str(tmp_path / "out"))
     assert exported.returncode == 0, exported.stderr
     folder = tmp_path / "out" / f"trial_{trial.number:05d}"

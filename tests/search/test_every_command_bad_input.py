@@ -43,6 +43,8 @@ def _uncovered_onnx(path) -> None:
 MISSING_DB = "sqlite:///TMP/missing.db"
 CASES = {
     "run": (["run", "--hw", "pixel8", "--run-dir", "TMP/runs"], "unknown hardware profile 'pixel8'"),
+    "compare": (["compare", "--models", "hl_cnn,resnet19", "--out", "TMP/runs"], "unknown model 'resnet19'"),
+    "sensitivity": (["sensitivity", "--changes", "int4", "--run-dir", "TMP/runs"], "'int4' is not one of fp16, int8, prune"),
     "studies": (["studies", "--storage", MISSING_DB], "no study database"),
     "show": (["show", "s", "--storage", "bogus"], "is malformed"),
     "pareto": (["pareto", "s", "--storage", MISSING_DB], "no study database"),
@@ -56,6 +58,10 @@ CASES = {
 }
 MORE = [
     (["run", "--sampler", "annealing", "--run-dir", "TMP/runs"], "invalid choice: 'annealing'"),
+    (["run", "--strategy", "int8-tflite", "--run-dir", "TMP/runs"], "unknown strategy 'int8-tflite'"),
+    (["compare", "--data", "fashion-mnist:TMP/nowhere", "--out", "TMP/runs"], "TMP/nowhere"),
+    (["compare", "--trials", "8", "--out", "TMP/runs"], "--trials 8 leaves no trial to search"),
+    (["sensitivity", "--prune-ratio", "1.5", "--run-dir", "TMP/runs"], "--prune-ratio 1.5 is outside (0, 1)"),
     (["run", "--objectives", "accuracy,latncy", "--run-dir", "TMP/runs"], "unknown objective 'latncy': did you mean latency"),
     (["estimate", "--hw", "pixel7", "--model", "resnet18", "--precision", "int4"], "invalid choice: 'int4'"),
     (["calibrate", "--hw", "pixel7"], "is a device profile: pass --measurements"),

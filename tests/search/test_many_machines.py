@@ -120,7 +120,7 @@ def test_two_drivers_on_one_postgresql_study(postgres_url, tmp_path):
     drivers = {t.user_attrs["driver"] for t in trials}
     assert len(drivers) == 2  # both drivers ran trials at once
     baselines = [t.user_attrs["baseline"] for t in trials if "baseline" in t.user_attrs]
-    assert sorted(baselines) == sorted(["uncompressed", "all-int8", "uniform-prune-25", "uniform-prune-50"])
+    assert sorted(baselines) == sorted(["uncompressed", "all-int8", "prune-uniform-25", "prune-uniform-50"])
     # each trial was evaluated by exactly one driver: the ONNX graphs each run folder holds are disjoint and cover all
     graphs = [{int(p.stem) for p in (tmp_path / run / "pg" / "trials").glob("*.onnx")} for run in ("a", "b")]
     assert not graphs[0] & graphs[1] and graphs[0] | graphs[1] == {t.number for t in trials}

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 import torch
 
 from evaluators.graph import read_graph
@@ -10,7 +11,7 @@ from spaces.analysis import compute_layers
 from spaces.apply import calibration_images
 from spaces.fp16 import convert_layers_fp16
 from spaces.onnx_export import compute_node_names, export_onnx
-from spaces.quantize import quantize_int8
+from spaces.quantize import QUANTIZERS, quantize_int8, quantized_nodes
 from tests.conftest import randomise_batchnorm
 
 
@@ -64,3 +65,21 @@ def test_adjacent_fp16_layers_share_one_cast():
     with torch.no_grad():
         expected = model(x).numpy()
     np.testing.assert_allclose(_run(graph, x), expected, atol=2e-2)
+
+
+@pytest.mark.parametrize("quantizer", sorted(QUANTIZERS))
+def test_every_quantizer_quantizes_exactly_the_chosen_layers_and_keeps_the_outputs(quantizer, tiny_cnn, digits):
+    """nncf (the tool's), nncf-default and ort (onnxruntime's quantize_static): the layers asked for run INT8 in the
+    device view, the others FP32, and the logits stay close to the FP32 graph's."""
+    randomise_batchnorm(tiny_cnn)
+    fp32 = export_onnx(tiny_cnn, 16)
+    int8 = ["stem.0", "stage1.conv1.0", "down2.0"]
+    graph = quantize_int8(fp32, calibration_images(digits.train, 32, 0), int8, quantizer=quantizer)
+    onnx.checker.check_model(graph)
+    precisions = {op.name: op.precision for op in read_graph(graph).ops if op.op_type in ("Conv", "Gemm")}
+    assert {n for n, p in precisions.items() if p == "int8"} == set(int8)
+    assert quantized_nodes(graph) & set(compute_node_names(fp32)) == set(int8)
+    x = torch.stack([digits.test[i][0] for i in range(64)])
+    reference, quantized = _run(fp32, x), _run(graph, x)
+    assert np.abs(quantized - reference).max() < 0.25 * np.abs(reference).max()
+    assert (quantized.argmax(1) == reference.argmax(1)).mean() > 0.8

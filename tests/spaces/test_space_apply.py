@@ -12,6 +12,7 @@ from spaces.analysis import analyse
 from spaces.apply import apply, quantizable_layers
 from spaces.plan import CompressionPlan, LayerPlan, PlanError, Recipe
 from spaces.space import SearchSpace
+from spaces.strategies import default_strategies, strategy_plans
 
 
 @pytest.fixture()
@@ -27,13 +28,13 @@ def test_space_follows_unit_and_quantizable_layers(space, tiny_cnn):
     fp32_only = SearchSpace.build(space.analysis, ["fp32"], set(space.analysis.layers))
     assert set(fp32_only.precisions.values()) == {("fp32",)}
     assert fp32_only.signature() != space.signature()
-    assert set(fp32_only.baselines()) == {"uncompressed", "uniform-prune-25", "uniform-prune-50"}
+    assert default_strategies(fp32_only) == ["uncompressed", "prune-uniform-25", "prune-uniform-50"]
 
 
 def test_enqueued_baselines_come_back_as_the_same_plans(space):
     study = optuna.create_study(directions=["maximize", "minimize"])
-    baselines = space.baselines()
-    assert list(baselines) == ["uncompressed", "all-int8", "uniform-prune-25", "uniform-prune-50"]
+    baselines = strategy_plans(space, default_strategies(space))
+    assert list(baselines) == ["uncompressed", "all-int8", "prune-uniform-25", "prune-uniform-50"]
     for plan in baselines.values():
         study.enqueue_trial(space.params(plan))
     for plan in baselines.values():
