@@ -391,7 +391,7 @@ def _add_run_arguments(p: argparse.ArgumentParser, d: Any, omit: frozenset[str] 
         g,
         "--strategy",
         help="run only these fixed recipes (comma list; no search): "
-        + "; ".join(f"{s.name}: {s.description}" for s in _strategies()),
+        + "; ".join(f"{s.name}: {s.description}" for s in _strategies()).replace("%", "%%"),  # argparse formats help
     )
     add(
         g,

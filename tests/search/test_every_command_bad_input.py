@@ -85,3 +85,10 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, args, message):
     assert "Traceback" not in result.stderr
     assert len(lines) == 1 and message.replace("TMP", str(tmp_path)) in lines[0], result.stderr
     assert not (tmp_path / "runs").exists() and not (tmp_path / "p.yaml").exists()
+
+
+@pytest.mark.parametrize("command", sorted(_subcommands()))
+def test_every_subcommand_prints_its_help(command):
+    """Help texts are built from the registries (a '%' in a description once broke `search run --help`)."""
+    result = run_cli(*command.split(), "--help")
+    assert result.returncode == 0 and "usage:" in result.stdout, result.stderr
