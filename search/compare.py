@@ -78,7 +78,7 @@ def run_compare(config: CompareConfig, console: Console) -> int:
     from search.study import find_study, open_storage
     from spaces.strategies import STRATEGIES
 
-    base = replace(config.run or RunConfig(), run_dir=config.out, strategies=tuple(STRATEGIES.names()), search=True)
+    base = replace(config.run or COMPARE_DEFAULTS, run_dir=config.out, strategies=tuple(STRATEGIES.names()), search=True)
     check_compare(config, base)
     models = list(dict.fromkeys(config.models))
     inputs = {model: resolve_inputs(replace(base, model=model)) for model in models}  # all checked before any training

@@ -11,6 +11,7 @@ reads the INT8 column.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -59,7 +60,7 @@ def measure(
     recipe = space.recipe
     threads = os.cpu_count() or 1
     fp32 = export_onnx(copy.deepcopy(model).eval(), size)
-    images = lambda: calibration_images(splits.train, recipe.calibration_size, recipe.seed)  # noqa: E731
+    images = functools.cache(lambda: calibration_images(splits.train, recipe.calibration_size, recipe.seed))  # drawn once
     calibration = Calibration(images, None, recipe.quantizer)
     reference = prepared.reference["val_top1"]
 
