@@ -271,6 +271,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rescore(args: argparse.Namespace) -> int:
+    """search rescore STUDY --hw H: the study's trials re-priced on another profile, as a new study with its front."""
+    from pathlib import Path
+
+    from search.inspect_study import open_existing_storage
+    from search.rescore import rescore
+    from search.run import report_front
+
+    study = _study_of(args)
+    console = _console()
+    done = rescore(study, open_existing_storage(_storage_of(args)), args.hw, args.study_name, args.replace)
+    console.print(
+        f"rescored '{study.study_name}' onto {done.study.user_attrs['hw']} in {done.seconds:.1f} s: "
+        f"{done.rescored} trials re-priced, {len(done.cannot_run)} cannot run there; study '{done.study.study_name}'"
+    )
+    for number, reason in done.cannot_run.items():
+        console.print(f"  trial {number}: {reason}")
+    report_front(done.study, done.study.user_attrs["hw"], Path(args.run_dir), console)
+    return 0
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     """search apply PLAN.yaml --model M --out model.onnx: rebuild a candidate from its plan and score it."""
     import json
@@ -311,6 +332,12 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--trial", type=int, action="append", help="trial number (repeat for several)")
     p.add_argument("--out", required=True, help="folder to write trial_NNNNN/ folders into")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("rescore", help="re-price a study's trials on another device profile (new study, no re-training)")
+    _add_study_args(p)
+    p.add_argument("--hw", required=True, help="target profile NAME or NAME:UNIT (see `search hw list`)")
+    p.add_argument("--study-name", help="name of the new study (default: STUDY@PROFILE-UNIT)")
+    p.add_argument("--replace", action="store_true", help="write the new study again if it exists")
+    p.set_defaults(func=cmd_rescore)
     p = sub.add_parser("apply", help="rebuild a candidate from a plan.yaml and score it like its trial")
     p.add_argument("plan", help="plan.yaml written by `search export` or `search run`")
     p.add_argument("--model", required=True, help="the model the plan was made for (small_cnn, hl_cnn, timm name)")
@@ -361,7 +388,13 @@ def _add_run_arguments(p: argparse.ArgumentParser, d: Any, omit: frozenset[str] 
             group.add_argument(flag, **options)
 
     g = p.add_argument_group("inputs")
-    add(g, "--hw", default=d.hw, help="hardware profile NAME or NAME:UNIT (see `search hw list`), or a profile YAML")
+    add(
+        g,
+        "--hw",
+        default=d.hw,
+        help="hardware profile NAME or NAME:UNIT (see `search hw list`), or a profile YAML; search run also takes a "
+        "comma list (pixel7,rpi4): it searches on the first and reports a front per device (see search rescore)",
+    )
     add(g, "--model", default=d.model, help="small_cnn, hl_cnn or any timm model name")
     add(
         g,
@@ -408,7 +441,8 @@ def _add_run_arguments(p: argparse.ArgumentParser, d: Any, omit: frozenset[str] 
         help="; ".join(f"{s.name}: {s.description}" for s in SAMPLERS),
     )
     add(g, "--population", type=int, help="NSGA-II population (default: trials/3 within 8..50)")
-    add(g, "--seed", type=int, default=d.seed)
+    add(g, "--seed", type=int, default=d.seed, help="seed of the data split, training, fine-tunes and the sampler")
+    add(g, "--sampler-seed", type=int, help="seed of the sampler alone (default: --seed): another search of the same problem")
     add(
         g,
         "--max-accuracy-drop",
@@ -487,7 +521,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--changes", help="comma list of precisions below the unit's reference and/or prune (default: all)")
     p.add_argument("--prune-ratio", type=float, default=DEFAULT_PRUNE_RATIO, help="share of channels pruned per group")
     p.add_argument("--out", help="folder for sensitivity.csv and sensitivity.html (default: the study's folder)")
-    execution = {"--workers", "--ray-address", "--heartbeat", "--trials", "--strategy", "--objectives", "--sampler"}
+    execution = {"--workers", "--ray-address", "--heartbeat", "--trials", "--strategy", "--objectives"}
+    execution |= {"--sampler", "--sampler-seed"}
     budgets = {"--population", "--max-accuracy-drop", "--latency-budget-ms", "--finetune-epochs", "--finetune-lr", "--distill"}
     _add_run_arguments(p, RunConfig(), frozenset(execution | budgets))
 

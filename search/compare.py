@@ -74,12 +74,13 @@ def check_compare(config: CompareConfig, base: RunConfig) -> None:
 
 def run_compare(config: CompareConfig, console: Console) -> int:
     """Run every model's study (resuming finished ones), then write and print the comparison; returns the exit code."""
-    from search.run import resolve_inputs, run_search
+    from search.run import check_one_device, resolve_inputs, run_search
     from search.study import find_study, open_storage
     from spaces.strategies import STRATEGIES
 
     base = replace(config.run or COMPARE_DEFAULTS, run_dir=config.out, strategies=tuple(STRATEGIES.names()), search=True)
     check_compare(config, base)
+    check_one_device(base, "search compare")
     models = list(dict.fromkeys(config.models))
     inputs = {model: resolve_inputs(replace(base, model=model)) for model in models}  # all checked before any training
     started = time.time()

@@ -50,6 +50,7 @@ class RunConfig:
     sampler: str = "nsga2"
     population: int | None = None
     seed: int = 0
+    sampler_seed: int | None = None
     max_accuracy_drop: float | None = None
     latency_budget_ms: float | None = None
     finetune_epochs: int = Recipe.finetune_epochs
@@ -67,6 +68,12 @@ class RunConfig:
 def safe_name(name: str) -> str:
     """``name`` usable as a folder name."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def check_one_device(config: RunConfig, command: str) -> None:
+    """Refuse a comma list of devices where ``command`` takes one."""
+    if "," in config.hw:
+        raise UserError(f"{command} takes one --hw device (got '{config.hw}'): run it per device, or use `search rescore`")
 
 
 def check_numbers(config: RunConfig) -> None:
@@ -93,6 +100,7 @@ class Inputs:
     run_dir: Path
     storage_url: str
     study_name: str
+    more_hw: tuple[str, ...] = ()
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -130,7 +138,9 @@ def resolve_inputs(config: RunConfig) -> Inputs:
     SAMPLERS.get(config.sampler)
     for name in config.strategies:
         STRATEGIES.get(name)
-    profile, unit, unit_name = load_profile(config.hw)
+    first, *more = [spec.strip() for spec in config.hw.split(",")]
+    profile, unit, unit_name = load_profile(first)
+    more_hw = tuple(f"{p.name}:{u}" for p, _, u in (load_profile(spec) for spec in more))
     objectives = parse_objectives(config.objectives)
     check_model_name(config.model)
     data = parse_data(config.data, config.input_size, config.seed, config.train_size)
@@ -153,6 +163,7 @@ def resolve_inputs(config: RunConfig) -> Inputs:
         run_dir,
         config.storage or default_storage(run_dir),
         study_name,
+        more_hw,
     )
 
 
@@ -254,7 +265,7 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
 
     config, space = inputs.config, prepared.space
     population = config.population or max(8, min(50, config.trials // 3))
-    sampler = make_sampler(config.sampler, config.seed, population)
+    sampler = make_sampler(config.sampler, config.seed if config.sampler_seed is None else config.sampler_seed, population)
     if existing is not None:  # one heartbeat per study: every driver must judge abandoned trials alike
         config.heartbeat = existing.user_attrs.get("heartbeat_s", config.heartbeat)
     storage = open_storage(inputs.storage_url, config.heartbeat)
@@ -401,11 +412,43 @@ def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console:
             ray.shutdown()
 
 
-def run_search(config: RunConfig, console: Console) -> int:
-    """Run (or resume) a study as configured, print and export its front; returns the exit code."""
+def report_front(study: optuna.Study, hw: str, run_dir: Path, console: Console) -> None:
+    """Print ``study``'s front as predicted on ``hw`` and export its members into the study's ``front`` folder."""
     from search.console import print_front
     from search.export import export_front
     from search.study import pareto_front
+
+    print_front(console, study, hw)
+    folder = run_dir / safe_name(study.study_name) / "front"
+    written, elsewhere = export_front(study, folder)
+    if elsewhere:
+        console.print(f"front trials {elsewhere} ran on other machines: export them there (`search export --trial N`)")
+    if not pareto_front(study):
+        console.print(
+            "no candidate meets the budgets (--max-accuracy-drop / --latency-budget-ms); every trial is kept in the study"
+        )
+    else:
+        console.print(f"front: plan.yaml, model.onnx and MODEL_CARD.md for {len(written)} points in {folder}")
+
+
+def report_other_devices(inputs: Inputs, study: optuna.Study, console: Console) -> None:
+    """The study's trials re-priced on each further ``--hw`` device (``search rescore``): one front per device."""
+    from search.rescore import rescore, rescored_name
+    from search.study import open_storage
+
+    storage = open_storage(inputs.storage_url)
+    for hw in inputs.more_hw:
+        done = rescore(study, storage, hw, rescored_name(study.study_name, hw), replace=True)
+        console.print(
+            f"rescored onto {hw} in {done.seconds:.1f} s: {done.rescored} trials re-priced, "
+            f"{len(done.cannot_run)} cannot run there (study '{done.study.study_name}')"
+        )
+        report_front(done.study, hw, inputs.run_dir, console)
+
+
+def run_search(config: RunConfig, console: Console) -> int:
+    """Run (or resume) a study as configured, print and export its front (one per ``--hw`` device); returns the
+    exit code."""
 
     started = time.time()
     inputs = resolve_inputs(config)
@@ -418,17 +461,8 @@ def run_search(config: RunConfig, console: Console) -> int:
     study = open_study(inputs, prepared, existing, console)
     console.print(f"study '{inputs.study_name}' in {inputs.storage_url}")
     run_trials(inputs, prepared, study, console)
-    print_front(console, study, inputs.hw)
-    folder = inputs.run_dir / safe_name(inputs.study_name) / "front"
-    written, elsewhere = export_front(study, folder)
-    if elsewhere:
-        console.print(f"front trials {elsewhere} ran on other machines: export them there (`search export --trial N`)")
-    if not pareto_front(study):
-        console.print(
-            "no candidate meets the budgets (--max-accuracy-drop / --latency-budget-ms); every trial is kept in the study"
-        )
-    else:
-        console.print(f"front: plan.yaml, model.onnx and MODEL_CARD.md for {len(written)} points in {folder}")
+    report_front(study, inputs.hw, inputs.run_dir, console)
+    report_other_devices(inputs, study, console)
     console.print(
         f"done in {time.time() - started:.0f} s; inspect with: "
         f"optuna best-trials --study-name {inputs.study_name} --storage {inputs.storage_url}"

@@ -142,10 +142,11 @@ def _folder(inputs: Inputs) -> str:
 
 def run_sensitivity(config: RunConfig, changes: list[str] | None, prune_ratio: float, out: str | None, console: Console) -> int:
     """`search sensitivity`: measure (or read cached) per-layer sensitivity; print it, write CSV and a plot."""
-    from search.run import prepare, resolve_inputs
+    from search.run import check_one_device, prepare, resolve_inputs
 
     if not 0 < prune_ratio < 1:
         raise UserError(f"--prune-ratio {prune_ratio} is outside (0, 1)")
+    check_one_device(config, "search sensitivity")
     inputs = resolve_inputs(config)
     precisions = by_precision([p for p in inputs.unit.precisions if p in PRECISIONS])
     lower = precisions[1:]  # every precision the unit runs below its most precise one

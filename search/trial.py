@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from search.data import DataSpec
 
 if TYPE_CHECKING:
+    from core.timing import Stages
     from hw_profiles.schema import Profile
 
 
@@ -56,26 +57,38 @@ def limit_threads(threads: int) -> None:
 
 
 def score_graph(
-    graph_bytes: bytes, profile: Profile, unit_name: str, splits: Any, input_size: int, threads: int = 1
+    graph_bytes: bytes,
+    profile: Profile,
+    unit_name: str,
+    splits: Any,
+    input_size: int,
+    threads: int = 1,
+    stages: Stages | None = None,
 ) -> tuple[dict[str, float], dict[str, str]]:
     """Score an ONNX graph: accuracy on val and test (onnxruntime), size, MACs, predicted and measured latency.
 
-    Returns the metrics and the precision each compute layer runs in, as read from the graph.
+    Returns the metrics and the precision each compute layer runs in, as read from the graph. ``stages`` (if
+    given) receives the seconds of accuracy, estimate and host_latency.
     """
     import onnx
 
+    from core.timing import Stages
     from evaluators.estimate import estimate_model
     from evaluators.graph import COMPUTE, read_graph
     from evaluators.onnx_runtime import evaluate, measure_latency, session
 
-    sess = session(graph_bytes, threads)
+    stages = stages if stages is not None else Stages()
     metrics: dict[str, float] = {}
-    for split, dataset in (("val", splits.val), ("test", splits.test)):
-        for key, value in evaluate(sess, dataset).items():
-            metrics[f"{split}_{key}"] = value
-    model = onnx.load_from_string(graph_bytes)
-    metrics.update(estimate_model(model, profile, unit_name).summary())
-    metrics["host_latency_ms"] = measure_latency(sess, (1, 3, input_size, input_size))
+    with stages.stage("accuracy"):
+        sess = session(graph_bytes, threads)
+        for split, dataset in (("val", splits.val), ("test", splits.test)):
+            for key, value in evaluate(sess, dataset).items():
+                metrics[f"{split}_{key}"] = value
+    with stages.stage("estimate"):
+        model = onnx.load_from_string(graph_bytes)
+        metrics.update(estimate_model(model, profile, unit_name).summary())
+    with stages.stage("host_latency"):
+        metrics["host_latency_ms"] = measure_latency(sess, (1, 3, input_size, input_size))
     precisions: dict[str, str] = {op.name: op.precision for op in read_graph(model).ops if op.op_type in COMPUTE}
     return metrics, precisions
 
@@ -85,18 +98,24 @@ def evaluate_candidate(job: TrialJob, state: dict) -> TrialOutcome:
     start = time.perf_counter()
     try:
         limit_threads(job.threads)
+        from core.timing import Stages
         from search.data import load_splits
         from search.models import build_model
         from spaces.apply import apply
         from spaces.plan import CompressionPlan
 
-        splits = load_splits(job.data)
-        model = build_model(job.model.name, job.model.num_classes)
-        model.load_state_dict(state)
-        model.eval()
-        graph = apply(CompressionPlan.from_dict(job.plan), model, splits.train, job.model.input_size)
+        stages = Stages()
+        with stages.stage("load"):
+            splits = load_splits(job.data)
+            model = build_model(job.model.name, job.model.num_classes)
+            model.load_state_dict(state)
+            model.eval()
+        graph = apply(CompressionPlan.from_dict(job.plan), model, splits.train, job.model.input_size, stages=stages)
         graph_bytes = graph.SerializeToString()
-        metrics, precisions = score_graph(graph_bytes, job.profile, job.unit_name, splits, job.model.input_size, job.threads)
+        metrics, precisions = score_graph(
+            graph_bytes, job.profile, job.unit_name, splits, job.model.input_size, job.threads, stages
+        )
+        metrics.update(stages.metrics())
         metrics["seconds"] = time.perf_counter() - start
         metrics["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return TrialOutcome(metrics=metrics, precisions=precisions, onnx_bytes=graph_bytes)

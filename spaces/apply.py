@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import onnx
     from torch import nn
 
+    from core.timing import Stages
     from spaces.finetune import ImageDataset
 
 
@@ -36,7 +37,12 @@ def check_plan_fits(plan: CompressionPlan, analysis: ModelAnalysis) -> None:
 
 
 def apply(
-    plan: CompressionPlan, model: nn.Module, train_set: ImageDataset, input_size: int, analysis: ModelAnalysis | None = None
+    plan: CompressionPlan,
+    model: nn.Module,
+    train_set: ImageDataset,
+    input_size: int,
+    analysis: ModelAnalysis | None = None,
+    stages: Stages | None = None,
 ) -> onnx.ModelProto:
     """Build the candidate of ``plan`` from the uncompressed ``model`` (left untouched).
 
@@ -44,34 +50,42 @@ def apply(
     fine-tune on ``train_set`` when anything was pruned (distilled from ``model``
     if the recipe says so); ONNX export with BatchNorm folded; INT8 layers by
     NNCF post-training quantization; FP16 layers by casts (``spaces.realise``); ``onnx.checker``.
-    The plan is stored in the graph's metadata (key ``compression_plan``).
+    The plan is stored in the graph's metadata (key ``compression_plan``). ``stages`` (if given) receives the
+    seconds of each step: analyse, prune, finetune, export, precisions.
     """
     import onnx
     import torch
 
+    from core.timing import Stages
     from spaces.finetune import train
     from spaces.onnx_export import export_onnx
     from spaces.pruning import group_ratios, prune
     from spaces.realise import Calibration, realise_precisions
 
     recipe = plan.recipe
+    stages = stages if stages is not None else Stages()
     example = torch.zeros(1, 3, input_size, input_size)
-    analysis = analysis or analyse(model, example)
+    with stages.stage("analyse"):
+        analysis = analysis or analyse(model, example)
     check_plan_fits(plan, analysis)
     ratios = group_ratios(plan, analysis)
-    candidate = copy.deepcopy(model).eval()
-    torch.manual_seed(recipe.seed)
-    prune(candidate, ratios, example, recipe.round_to)
+    with stages.stage("prune"):
+        candidate = copy.deepcopy(model).eval()
+        torch.manual_seed(recipe.seed)
+        prune(candidate, ratios, example, recipe.round_to)
     if any(ratios.values()) and recipe.finetune_epochs > 0:
         teacher = model if recipe.distill else None
-        train(candidate, train_set, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed, teacher=teacher)
-    graph = export_onnx(candidate, input_size)
+        with stages.stage("finetune"):
+            train(candidate, train_set, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed, teacher=teacher)
+    with stages.stage("export"):
+        graph = export_onnx(candidate, input_size)
     layers = {name: plan.layers_in(name) for name in precision_names()}
     calibration = Calibration(
         lambda: calibration_images(train_set, recipe.calibration_size, recipe.seed), quantizer=recipe.quantizer
     )
-    graph = realise_precisions(graph, layers, calibration)
-    onnx.checker.check_model(graph)
+    with stages.stage("precisions"):
+        graph = realise_precisions(graph, layers, calibration)
+        onnx.checker.check_model(graph)
     entry = graph.metadata_props.add()
     entry.key, entry.value = "compression_plan", json.dumps(plan.to_dict(), sort_keys=True)
     return graph

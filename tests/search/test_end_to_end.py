@@ -31,7 +31,9 @@ def ray_processes() -> list[str]:
 def run_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("run")
     before = ray_processes()
-    result = run_cli("run", "--run-dir", str(path), "--study-name", STUDY, "--trials", "6", *FAST, timeout=900)
+    result = run_cli(
+        "run", "--hw", "pixel7,rpi4", "--run-dir", str(path), "--study-name", STUDY, "--trials", "6", *FAST, timeout=900
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     deadline = time.time() + 20
     while ray_processes() != before and time.time() < deadline:
@@ -218,6 +220,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_database_alone(run_dir, tmp
         (("apply", str(plan), "--model", "hl_cnn", "--out", str(tmp_path / "x.onnx")), "was made for model 'small_cnn'"),
         (("apply", str(stripped), "--model", "hl_cnn", "--checkpoint", str(other), "--out", str(tmp_path / "x.onnx")), "not fit"),
         (("apply", str(corrupt), "--model", "small_cnn", "--out", str(tmp_path / "x.onnx")), "is not valid YAML"),
+        (("rescore", STUDY, "--hw", "pixel9", "--run-dir", str(run_dir)), "unknown hardware profile 'pixel9'"),
     ]
     foreign = tmp_path / "foreign.db"  # a SQLite file of something else: not to be turned into a study database
     sqlite3.connect(foreign).execute("create table notes (text)").connection.commit()
@@ -239,3 +242,53 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_database_alone(run_dir, tmp
         assert run_cli(*args, "--run-dir", str(run_dir)).returncode == 0, args
     assert _db_digest(run_dir) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("x")]  # nothing half-written by the failures
+
+
+def test_trials_record_seconds_per_stage(run_dir):
+    study = _study(run_dir)
+    pruned = next(t for t in study.trials if t.user_attrs.get("baseline") == "prune-uniform-50")
+    stages = {k.split(":", 1)[1]: v for k, v in pruned.user_attrs.items() if k.startswith("stage_s:")}
+    assert {"load", "prune", "finetune", "export", "precisions", "accuracy", "estimate", "host_latency"} <= set(stages)
+    assert sum(stages.values()) <= pruned.user_attrs["seconds"] + 1e-6
+    assert stages["finetune"] > 0
+
+
+def test_several_devices_give_one_front_each_from_one_search(run_dir):
+    from evaluators.estimate import estimate_model
+    from hw_profiles import load_profile
+
+    stdout = (run_dir / "stdout.txt").read_text()
+    assert "rescored onto rpi4:cpu" in stdout and "predicted on rpi4:cpu" in stdout
+    source = _study(run_dir)
+    other = optuna.load_study(study_name=f"{STUDY}@rpi4-cpu", storage=f"sqlite:///{run_dir / 'studies.db'}")
+    assert other.user_attrs["hw"] == "rpi4:cpu" and other.user_attrs["rescored_from"] == STUDY
+    assert len(other.trials) == 6  # every trial the run finished (a later test adds more to the source)
+    profile, _, unit = load_profile("rpi4")
+    for after in other.trials:
+        before = source.trials[int(after.user_attrs["rescored_from"].split("#")[1])]
+        assert after.params == before.params
+        precisions = set(before.user_attrs["precisions"].values())
+        if "fp16" in precisions:  # rpi4's CPU runs no FP16: kept as failed, with the reason
+            assert after.state == optuna.trial.TrialState.FAIL and "fp16" in after.user_attrs["fail_reason"]
+            continue
+        assert after.state == optuna.trial.TrialState.COMPLETE
+        assert after.user_attrs["val_top1"] == before.user_attrs["val_top1"]
+        predicted = estimate_model(onnx.load(before.user_attrs["onnx"]), profile, unit).latency_ms
+        assert after.values[1] == pytest.approx(predicted) and after.values[1] != pytest.approx(before.values[1])
+    assert any((run_dir / f"{STUDY}_rpi4-cpu" / "front").glob("trial_*/model.onnx"))
+
+
+def test_rescore_writes_a_new_study_and_refuses_to_overwrite_it(run_dir):
+    storage = f"sqlite:///{run_dir / 'studies.db'}"
+    first = run_cli("rescore", STUDY, "--hw", "jetson-nano", "--run-dir", str(run_dir))
+    assert first.returncode == 0, first.stderr
+    assert "rescored 'e2e' onto jetson-nano:" in first.stdout and "Pareto front" in first.stdout
+    from hw_profiles import load_profile
+
+    unit = load_profile("jetson-nano")[2]
+    study = optuna.load_study(study_name=f"{STUDY}@jetson-nano-{unit}", storage=storage)
+    assert study.best_trials
+    again = run_cli("rescore", STUDY, "--hw", "jetson-nano", "--run-dir", str(run_dir))
+    assert again.returncode == 2 and "--replace" in again.stderr
+    replaced = run_cli("rescore", STUDY, "--hw", "jetson-nano", "--run-dir", str(run_dir), "--replace")
+    assert replaced.returncode == 0, replaced.stderr

@@ -50,6 +50,7 @@ CASES = {
     "pareto": (["pareto", "s", "--storage", MISSING_DB], "no study database"),
     "report": (["report", "s", "--storage", MISSING_DB, "--out", "TMP/r.html"], "no study database"),
     "export": (["export", "s", "--trial", "1", "--storage", MISSING_DB, "--out", "TMP/out"], "no study database"),
+    "rescore": (["rescore", "s", "--hw", "rpi4", "--storage", MISSING_DB], "no study database"),
     "apply": (["apply", "TMP/missing.yaml", "--model", "small_cnn", "--out", "TMP/m.onnx"], "plan 'TMP/missing.yaml' not found"),
     "hw list": (["hw", "list", "--all"], "unrecognized arguments: --all"),
     "hw show": (["hw", "show", "pixel8"], "unknown hardware profile 'pixel8'"),
@@ -65,6 +66,9 @@ MORE = [
     (["run", "--objectives", "accuracy,latncy", "--run-dir", "TMP/runs"], "unknown objective 'latncy': did you mean latency"),
     (["estimate", "--hw", "pixel7", "--model", "resnet18", "--precision", "int4"], "invalid choice: 'int4'"),
     (["calibrate", "--hw", "pixel7"], "is a device profile: pass --measurements"),
+    (["run", "--hw", "pixel7,pixel9", "--run-dir", "TMP/runs"], "unknown hardware profile 'pixel9'"),
+    (["compare", "--hw", "pixel7,rpi4", "--out", "TMP/runs"], "search compare takes one --hw device"),
+    (["sensitivity", "--hw", "pixel7,rpi4", "--run-dir", "TMP/runs"], "search sensitivity takes one --hw device"),
 ]
 
 

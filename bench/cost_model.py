@@ -7,9 +7,9 @@
     outside ../shared/calibration (docs/validation/published_checks.csv): prediction,
     publication, ratio, source; share within +-30%; whether each device keeps the published order.
 
-    python benchmarks/cost_model.py                 # both parts
-    python benchmarks/cost_model.py --part host --per-model 14 --rounds 5
-    python benchmarks/cost_model.py --part devices
+    python bench/cost_model.py                 # both parts
+    python bench/cost_model.py --part host --per-model 14 --rounds 5
+    python bench/cost_model.py --part devices
 """
 
 from __future__ import annotations

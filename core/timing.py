@@ -1,0 +1,34 @@
+"""Seconds per stage of a piece of work (a trial: load, prune, fine-tune, export, quantize, evaluate)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+STAGE_PREFIX = "stage_s:"
+
+
+class Stages:
+    """Wall seconds spent in named stages; a stage entered twice adds up."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the ``with`` block as stage ``name``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def metrics(self) -> dict[str, float]:
+        """The stages as trial metrics (``stage_s:prune``...)."""
+        return {STAGE_PREFIX + name: value for name, value in self.seconds.items()}
+
+
+def stage_seconds(metrics: dict[str, float]) -> dict[str, float]:
+    """The stage seconds a trial recorded (metric keys without the prefix)."""
+    return {key[len(STAGE_PREFIX) :]: value for key, value in metrics.items() if key.startswith(STAGE_PREFIX)}

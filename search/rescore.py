@@ -1,0 +1,136 @@
+"""`search rescore`: re-price a finished study's candidates on another device profile, without re-training.
+
+A plan's accuracy does not depend on the device; its latency and energy do. Each completed trial's stored
+ONNX graph (the artifact that ships) is estimated again on the target profile's unit and the results go
+into a new study of their own (same parameters, accuracy, size and host latency; the target's latency and
+energy), so Optuna computes that device's front. A trial whose graph uses a precision the target unit
+lacks, or whose graph is not on this machine, is kept as a failed trial with the reason, not dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.errors import UserError
+from search.records import FAIL_REASON, TrialRecord
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hw_profiles.schema import Profile, Unit
+
+RESCORED_FROM = "rescored_from"
+# A latency budget is in the source device's milliseconds: it does not carry over to another device.
+DEVICE_CONSTRAINTS = ("latency_ms",)
+
+
+@dataclass
+class Rescored:
+    """The outcome: the new study, how many trials were re-priced, which could not be and why, the seconds taken."""
+
+    study: optuna.Study
+    rescored: int = 0
+    cannot_run: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def rescored_name(source: str, hw: str) -> str:
+    """Default name of the study ``source`` rescored onto ``hw`` (``NAME:UNIT``)."""
+    return f"{source}@{hw.replace(':', '-')}"
+
+
+def unrunnable(record: TrialRecord, unit: Unit, label: str) -> str | None:
+    """Why ``record``'s graph cannot run on ``unit`` (a precision it lacks; the graph missing), or None."""
+    if not Path(record.onnx).is_file():
+        return f"graph '{record.onnx}' is not on this machine: rescore where the trial ran"
+    used = sorted(set(record.layer_precisions.values()))
+    lacking = [p for p in used if p not in unit.precisions]
+    if lacking:
+        count = sum(1 for p in record.layer_precisions.values() if p in lacking)
+        runs = ", ".join(unit.precisions)
+        return f"cannot run on {label}: {count} layers in {', '.join(lacking)}, which it lacks (it runs {runs})"
+    return None
+
+
+def repriced(record: TrialRecord, profile: Profile, unit_name: str) -> dict[str, Any]:
+    """``record``'s metrics with latency and energy predicted on ``profile``'s unit from its stored graph."""
+    import onnx
+
+    from evaluators.estimate import estimate_model
+
+    estimate = estimate_model(onnx.load(record.onnx), profile, unit_name)
+    return {"latency_ms": estimate.latency_ms, "energy_mj": estimate.energy_mj}
+
+
+def rescored_trials(
+    source: optuna.Study, hw: str, objectives: list[str]
+) -> tuple[list[optuna.trial.FrozenTrial], dict[int, str]]:
+    """The source's finished trials re-priced on ``hw`` (its failed ones stay failed), and the reason of each
+    completed one that cannot run there."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from hw_profiles import load_profile
+    from search.study import objective_values
+
+    profile, unit, unit_name = load_profile(hw)
+    label = f"{profile.name}:{unit_name}"
+    out, cannot = [], {}
+    for trial in sorted(source.get_trials(deepcopy=False), key=lambda t: t.number):
+        if trial.state not in (TrialState.COMPLETE, TrialState.FAIL):
+            continue
+        record = TrialRecord.of(trial)
+        attrs = {**trial.user_attrs, RESCORED_FROM: f"{source.study_name}#{trial.number}"}
+        constraints = {k: v for k, v in trial.constraints.items() if k not in DEVICE_CONSTRAINTS}
+        reason = None if trial.state == TrialState.FAIL else unrunnable(record, unit, label)
+        values = None
+        if trial.state == TrialState.COMPLETE and reason is None:
+            attrs.update(repriced(record, profile, unit_name))
+            values = objective_values(objectives, attrs)
+        elif reason is not None:
+            attrs[FAIL_REASON] = reason
+            cannot[trial.number] = reason
+        out.append(
+            optuna.trial.create_trial(
+                state=TrialState.COMPLETE if values is not None else TrialState.FAIL,
+                values=values,
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs=attrs,
+                constraints=constraints or None,
+            )
+        )
+    return out, cannot
+
+
+def rescore(source: optuna.Study, storage: Any, hw: str, name: str | None = None, replace: bool = False) -> Rescored:
+    """Write ``source`` re-priced on ``hw`` as a new study (``name``, default ``SOURCE@PROFILE-UNIT``).
+
+    Raises:
+        UserError: the target study exists (and ``replace`` is False), or ``hw`` is not a profile.
+    """
+    import optuna
+
+    from hw_profiles import load_profile
+    from search.study import StudySetup, create_study, find_study
+
+    started = time.perf_counter()
+    profile, _, unit_name = load_profile(hw)
+    label = f"{profile.name}:{unit_name}"
+    name = name or rescored_name(source.study_name, label)
+    attrs = dict(source.user_attrs)
+    objectives = list(attrs.get("objectives") or ["accuracy", "latency"])
+    trials, cannot = rescored_trials(source, hw, objectives)  # before the study exists: nothing half-written
+    if find_study(storage, name) is not None:
+        if not replace:
+            raise UserError(f"study '{name}' exists: pass --replace to write it again, or another --study-name")
+        optuna.delete_study(study_name=name, storage=storage)
+    identity = {**attrs, "hw": label, "objectives": objectives}
+    details = {"profile_version": profile.version, RESCORED_FROM: source.study_name}
+    study = create_study(storage, name, objectives, optuna.samplers.RandomSampler(), StudySetup(identity, details))
+    study.add_trials(trials)
+    repriced_count = sum(t.state.name == "COMPLETE" for t in trials)
+    return Rescored(study, repriced_count, cannot, time.perf_counter() - started)
