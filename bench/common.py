@@ -99,3 +99,15 @@ def host_line() -> str:
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (the driver) so far, in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def markdown_table(title: str, rows: list[dict[str, object]]) -> list[str]:
+    """``title``, a blank line and ``rows`` as a Markdown table (columns in order of first appearance)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return [
+        title,
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows),
+    ]

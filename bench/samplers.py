@@ -22,7 +22,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PROBLEMS, Point, curve, host_line, hypervolume, reference_point, run_quietly, study_points
+from bench.common import (
+    PROBLEMS,
+    Point,
+    curve,
+    host_line,
+    hypervolume,
+    markdown_table,
+    reference_point,
+    run_quietly,
+    study_points,
+)
 from search.run import RunConfig
 
 TARGET_SHARE = 0.95
@@ -49,7 +59,8 @@ def run_studies(args: argparse.Namespace, out: Path) -> tuple[dict[str, list[lis
     for sampler, config in runs:
         assert config.study_name is not None
         started = time.time()
-        run_quietly(config, out / "logs" / f"{config.study_name}.log")
+        if not args.report_only:
+            run_quietly(config, out / "logs" / f"{config.study_name}.log")
         study = optuna.load_study(study_name=config.study_name, storage=storage)
         results.setdefault(sampler, []).append(study_points(study))
         reference = reference or reference_point(study)
@@ -94,15 +105,12 @@ def report(args: argparse.Namespace, results: dict[str, list[list[Point | None]]
         writer = csv.DictWriter(stream, columns)
         writer.writeheader()
         writer.writerows(rows)
-    lines = [
+    title = (
         f"problem {args.problem}; reference point: val top-1 {reference.accuracy:.2f}%, latency {reference.latency:.4f} ms; "
         f"target: {TARGET_SHARE:.0%} of the median hypervolume of {args.random_trials} random trials "
-        f"({target_base if target_base is None else round(target_base, 4)}); host: {host_line()}",
-        "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
-        *("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows),
-    ]
+        f"({target_base if target_base is None else round(target_base, 4)}); host: {host_line()}"
+    )
+    lines = markdown_table(title, rows)
     (out / f"samplers-{args.problem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(results, reference, out / f"samplers-{args.problem}.html", target_base)
@@ -139,6 +147,7 @@ def main() -> None:
     parser.add_argument("--random-trials", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/out/samplers"))
+    parser.add_argument("--report-only", action="store_true", help="read the studies as they are, run nothing")
     args = parser.parse_args()
     out = args.out / args.problem
     results, reference = run_studies(args, out)
