@@ -52,11 +52,12 @@ def test_study_has_baselines_first_and_named_objectives(run_dir):
     assert study.metric_names == ["accuracy", "latency_ms"]
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL))
     assert len(trials) == 6
-    assert [t.user_attrs.get("baseline") for t in trials[:4]] == [
+    assert [t.user_attrs.get("baseline") for t in trials[:5]] == [
         "uncompressed",
         "all-int8",
         "prune-uniform-25",
         "prune-uniform-50",
+        "prune-uniform-50-int8",
     ]
     assert study.user_attrs["model"] == "small_cnn" and study.user_attrs["hw"] == "pixel7:cpu"
     assert study.user_attrs["reference_test_top1"] > 0.5

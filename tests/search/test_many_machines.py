@@ -120,7 +120,8 @@ def test_two_drivers_on_one_postgresql_study(postgres_url, tmp_path):
     drivers = {t.user_attrs["driver"] for t in trials}
     assert len(drivers) == 2  # both drivers ran trials at once
     baselines = [t.user_attrs["baseline"] for t in trials if "baseline" in t.user_attrs]
-    assert sorted(baselines) == sorted(["uncompressed", "all-int8", "prune-uniform-25", "prune-uniform-50"])
+    recipes = ["uncompressed", "all-int8", "prune-uniform-25", "prune-uniform-50", "prune-uniform-50-int8"]
+    assert sorted(baselines) == sorted(recipes)
     # each trial was evaluated by exactly one driver: the ONNX graphs each run folder holds are disjoint and cover all
     graphs = [{int(p.stem) for p in (tmp_path / run / "pg" / "trials").glob("*.onnx")} for run in ("a", "b")]
     assert not graphs[0] & graphs[1] and graphs[0] | graphs[1] == {t.number for t in trials}
@@ -173,13 +174,13 @@ def ray_head():
 def test_trials_run_on_a_ray_cluster_joined_by_address(ray_head, tmp_path):
     address, node = ray_head
     log = tmp_path / "log.txt"
-    run = search_run("--run-dir", str(tmp_path), "--study-name", "cluster", "--trials", "4", "--ray-address", address, log=log)
+    run = search_run("--run-dir", str(tmp_path), "--study-name", "cluster", "--trials", "5", "--ray-address", address, log=log)
     try:
         assert run.wait(timeout=900) == 0, log.read_text()[-3000:]
     finally:
         stop_session(run)
     trials = optuna.load_study(study_name="cluster", storage=f"sqlite:///{tmp_path / 'studies.db'}").get_trials()
-    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len(trials) == 5 and all(t.state == TrialState.COMPLETE for t in trials)
     assert all(f"node {node[:12]}" in t.user_attrs["worker"] for t in trials)  # ran on the cluster's node
     # the cluster outlives the driver: it was joined, not started
     probe = f"import ray; ray.init(address='{address}', logging_level='ERROR'); print(len(ray.nodes()))"

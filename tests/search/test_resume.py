@@ -121,7 +121,7 @@ def test_worker_death_fails_one_trial_and_sigkill_resume_loses_nothing(tmp_path)
     counted = [t for t in after.values() if t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.number not in reruns]
     assert len(counted) == 9 and not [t for t in after.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     baselines = [t.user_attrs["baseline"] for t in counted if "baseline" in t.user_attrs]
-    assert sorted(baselines) == sorted(set(baselines)) and len(baselines) == 4
+    assert sorted(baselines) == sorted(set(baselines)) and len(baselines) == 5
 
     shown = subprocess.run(
         [sys.executable, "-m", "search.cli", "show", STUDY, "--run-dir", str(tmp_path), "--state", "fail", "--json"],

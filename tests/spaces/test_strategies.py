@@ -53,6 +53,8 @@ def test_strategies_a_unit_cannot_run_are_left_out(tiny_cnn):
     plans = strategy_plans(gpu, STRATEGIES.names(), {})
     assert "int8-ort" not in plans and "seed-hybrid" not in plans and "prune-uniform-25-int8" not in plans
     assert default_strategies(gpu) == ["uncompressed", "all-fp16", "prune-uniform-25", "prune-uniform-50"]
+    cpu = _space(tiny_cnn, ["fp32", "fp16", "int8"])
+    assert default_strategies(cpu)[-1] == "prune-uniform-50-int8"  # the fastest fixed recipe warm-starts the search
 
 
 def test_an_enqueued_strategy_comes_back_as_its_plan(tiny_cnn):
