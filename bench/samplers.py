@@ -61,6 +61,8 @@ def run_studies(args: argparse.Namespace, out: Path) -> tuple[dict[str, list[lis
         started = time.time()
         if not args.report_only:
             run_quietly(config, out / "logs" / f"{config.study_name}.log")
+        elif config.study_name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+            continue  # reporting what ran: a sampler or seed that did not run is left out
         study = optuna.load_study(study_name=config.study_name, storage=storage)
         results.setdefault(sampler, []).append(study_points(study))
         reference = reference or reference_point(study)
