@@ -83,7 +83,7 @@ def report(args: argparse.Namespace, results: dict[str, list[list[Point | None]]
     """Print and write the table (CSV, Markdown) and the plot (HTML) of hypervolume per budget."""
     random_runs = [pts for pts in results.get("random", []) if len(pts) >= args.random_trials]
     random_full = [hypervolume([p for p in pts if p], reference) for pts in random_runs]
-    target_base = statistics.median(random_full) if random_full else None
+    target_base = args.target_hv or (statistics.median(random_full) if random_full else None)
     budgets = sorted({*args.budgets, args.random_trials})
     rows = []
     for sampler, studies in results.items():
@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--random-trials", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/out/samplers"))
+    parser.add_argument("--target-hv", type=float, help="the random-search hypervolume to compare with (from another run)")
     parser.add_argument("--report-only", action="store_true", help="read the studies as they are, run nothing")
     args = parser.parse_args()
     out = args.out / args.problem
