@@ -34,7 +34,7 @@ def test_space_follows_unit_and_quantizable_layers(space, tiny_cnn):
 def test_enqueued_baselines_come_back_as_the_same_plans(space):
     study = optuna.create_study(directions=["maximize", "minimize"])
     baselines = strategy_plans(space, default_strategies(space))
-    assert list(baselines) == ["uncompressed", "all-int8", "prune-uniform-25", "prune-uniform-50"]
+    assert list(baselines) == ["uncompressed", "all-int8", "prune-uniform-25", "prune-uniform-50", "prune-uniform-50-int8"]
     for plan in baselines.values():
         study.enqueue_trial(space.params(plan))
     for plan in baselines.values():
