@@ -231,7 +231,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from search.inspect_study import select, trials_table
 
     study = _study_of(args)
-    frame = select(trials_table(study), args.state, args.sort, args.descending)
+    machine_readable = args.output in ("csv", "json")  # the seconds per stage would overflow a terminal table
+    frame = select(trials_table(study, stages=machine_readable), args.state, args.sort, args.descending)
     _print_frame(frame, f"trials of '{study.study_name}'", args.output)
     return 0
 

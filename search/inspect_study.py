@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import UserError
 from core.metrics import METRICS
 from core.precisions import precision_names
+from core.timing import stage_seconds
 from search.records import TrialRecord, records, state_counts, uncompressed
 from search.study import check_storage, find_study, metric_names, open_storage, pareto_front, redact, rerun_of
 
@@ -80,18 +81,18 @@ def studies_table(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
     )
 
 
-def trials_table(study: optuna.Study) -> pd.DataFrame:
+def trials_table(study: optuna.Study, stages: bool = False) -> pd.DataFrame:
     """One row per trial: number, state, objectives, size, MACs, host latency, precision shares, mean prune, duration,
-    failure reason."""
+    failure reason; with ``stages``, the seconds of each stage of its work (``load_s``, ``finetune_s``...)."""
     import pandas as pd
 
     names = metric_names(study)
     trials = records(study)
     reruns = rerun_of(study.get_trials(deepcopy=False))
-    return pd.DataFrame([_row(r, names, reruns.get(r.number)) for r in trials])
+    return pd.DataFrame([_row(r, names, reruns.get(r.number), stages) for r in trials])
 
 
-def _row(r: TrialRecord, names: list[str], rerun: int | None) -> dict[str, Any]:
+def _row(r: TrialRecord, names: list[str], rerun: int | None, stages: bool = False) -> dict[str, Any]:
     row: dict[str, Any] = {"trial": r.number, "state": r.state, "baseline": r.baseline}
     for i, name in enumerate(names):
         row[name] = r.values[i] if r.values else None
@@ -105,6 +106,8 @@ def _row(r: TrialRecord, names: list[str], rerun: int | None) -> dict[str, Any]:
             "fail_reason": reason,
         }
     )
+    if stages:
+        row.update({f"{stage}_s": seconds for stage, seconds in stage_seconds(r.metrics).items()})
     return row
 
 

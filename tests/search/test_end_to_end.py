@@ -252,6 +252,8 @@ def test_trials_record_seconds_per_stage(run_dir):
     assert {"load", "prune", "finetune", "export", "precisions", "accuracy", "estimate", "host_latency"} <= set(stages)
     assert sum(stages.values()) <= pruned.user_attrs["seconds"] + 1e-6
     assert stages["finetune"] > 0
+    shown = run_cli("show", STUDY, "--run-dir", str(run_dir), "--csv")
+    assert {"finetune_s", "precisions_s", "accuracy_s"} <= set(shown.stdout.splitlines()[0].split(","))
 
 
 def test_several_devices_give_one_front_each_from_one_search(run_dir):
