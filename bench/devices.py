@@ -25,7 +25,7 @@ def main() -> None:
     import optuna
 
     from search.records import TrialRecord
-    from search.rescore import rescore, rescored_name
+    from search.rescore import rescore
     from search.study import open_storage
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,7 +44,7 @@ def main() -> None:
     studies = {source.user_attrs["hw"]: source}
     timings = []
     for hw in others:
-        done = rescore(source, storage, hw, rescored_name(source.study_name, hw), replace=True)
+        done = rescore(source, storage, hw, replace=True)
         label = done.study.user_attrs["hw"]
         studies[label] = done.study
         timings.append(

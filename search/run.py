@@ -140,7 +140,8 @@ def resolve_inputs(config: RunConfig) -> Inputs:
         STRATEGIES.get(name)
     first, *more = [spec.strip() for spec in config.hw.split(",")]
     profile, unit, unit_name = load_profile(first)
-    more_hw = tuple(f"{p.name}:{u}" for p, _, u in (load_profile(spec) for spec in more))
+    for spec in more:  # each further device checked now; kept as given (a YAML path works too)
+        load_profile(spec)
     objectives = parse_objectives(config.objectives)
     check_model_name(config.model)
     data = parse_data(config.data, config.input_size, config.seed, config.train_size)
@@ -163,7 +164,7 @@ def resolve_inputs(config: RunConfig) -> Inputs:
         run_dir,
         config.storage or default_storage(run_dir),
         study_name,
-        more_hw,
+        tuple(more),
     )
 
 
@@ -433,12 +434,13 @@ def report_front(study: optuna.Study, hw: str, run_dir: Path, console: Console) 
 
 def report_other_devices(inputs: Inputs, study: optuna.Study, console: Console) -> None:
     """The study's trials re-priced on each further ``--hw`` device (``search rescore``): one front per device."""
-    from search.rescore import rescore, rescored_name
+    from search.rescore import rescore
     from search.study import open_storage
 
     storage = open_storage(inputs.storage_url)
-    for hw in inputs.more_hw:
-        done = rescore(study, storage, hw, rescored_name(study.study_name, hw), replace=True)
+    for spec in inputs.more_hw:
+        done = rescore(study, storage, spec, replace=True)
+        hw = done.study.user_attrs["hw"]
         console.print(
             f"rescored onto {hw} in {done.seconds:.1f} s: {done.rescored} trials re-priced, "
             f"{len(done.cannot_run)} cannot run there (study '{done.study.study_name}')"
