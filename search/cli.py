@@ -383,6 +383,7 @@ def _add_run_arguments(p: argparse.ArgumentParser, d: Any, omit: frozenset[str] 
     from core.metrics import OBJECTIVES, QUALITY
     from core.samplers import SAMPLERS
     from search.data import data_usage
+    from search.run import WARM_STARTS
 
     def add(group: argparse._ArgumentGroup, flag: str, **options: Any) -> None:
         if flag not in omit:
@@ -426,6 +427,14 @@ def _add_run_arguments(p: argparse.ArgumentParser, d: Any, omit: frozenset[str] 
         "--strategy",
         help="run only these fixed recipes (comma list; no search): "
         + "; ".join(f"{s.name}: {s.description}" for s in _strategies()).replace("%", "%%"),  # argparse formats help
+    )
+    add(
+        g,
+        "--warm-start",
+        choices=WARM_STARTS,
+        default=d.warm_start,
+        help="fixed recipes a search starts from: default (uncompressed, all-int8, prune-uniform-25/50, "
+        "prune-uniform-50-int8) or all (every strategy the unit runs)",
     )
     add(
         g,
@@ -510,9 +519,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", default=CompareConfig.out, help="folder for the studies (studies.db), baselines and the comparison files"
     )
-    _add_run_arguments(
-        p, COMPARE_DEFAULTS, frozenset({"--model", "--checkpoint", "--pretrained", "--strategy", "--study-name", "--run-dir"})
-    )
+    per_model = {"--model", "--checkpoint", "--pretrained", "--study-name", "--run-dir"}
+    _add_run_arguments(p, COMPARE_DEFAULTS, frozenset({*per_model, "--strategy", "--warm-start"}))  # compare runs every recipe
     p = sub.add_parser(
         "sensitivity",
         help="per layer, the validation accuracy change when that layer alone goes to a lower precision or is pruned",
@@ -522,7 +530,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--changes", help="comma list of precisions below the unit's reference and/or prune (default: all)")
     p.add_argument("--prune-ratio", type=float, default=DEFAULT_PRUNE_RATIO, help="share of channels pruned per group")
     p.add_argument("--out", help="folder for sensitivity.csv and sensitivity.html (default: the study's folder)")
-    execution = {"--workers", "--ray-address", "--heartbeat", "--trials", "--strategy", "--objectives"}
+    execution = {"--workers", "--ray-address", "--heartbeat", "--trials", "--strategy", "--warm-start", "--objectives"}
     execution |= {"--sampler", "--sampler-seed"}
     budgets = {"--population", "--max-accuracy-drop", "--latency-budget-ms", "--finetune-epochs", "--finetune-lr", "--distill"}
     _add_run_arguments(p, RunConfig(), frozenset(execution | budgets))
