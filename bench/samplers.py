@@ -64,6 +64,9 @@ def run_studies(args: argparse.Namespace, out: Path) -> tuple[dict[str, list[lis
         elif config.study_name not in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
             continue  # reporting what ran: a sampler or seed that did not run is left out
         study = optuna.load_study(study_name=config.study_name, storage=storage)
+        if args.report_only and sampler != "recipes" and len(study.trials) < config.trials:
+            print(f"{config.study_name}: {len(study.trials)} of {config.trials} trials, left out", flush=True)
+            continue
         results.setdefault(sampler, []).append(study_points(study))
         reference = reference or reference_point(study)
         print(f"{config.study_name}: {len(study.trials)} trials, {time.time() - started:.0f} s", flush=True)
