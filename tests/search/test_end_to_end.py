@@ -124,7 +124,7 @@ def test_resume_adds_trials_and_refuses_another_model(run_dir):
     assert result.returncode == 0, result.stderr
     study = _study(run_dir)
     assert len(study.trials) == 7
-    assert sum(1 for t in study.trials if t.user_attrs.get("baseline")) == 4
+    assert sum(1 for t in study.trials if t.user_attrs.get("baseline")) == 5
     other = run_cli("run", "--run-dir", str(run_dir), "--study-name", STUDY, "--model", "hl_cnn", *FAST)
     assert other.returncode == 2 and "was created with model='small_cnn'" in other.stderr
     assert len(_study(run_dir).trials) == 7
@@ -164,7 +164,7 @@ def test_unmet_budget_is_reported_and_trials_kept(run_dir):
     assert len(finished) == 2 and study.best_trials == []
     assert all(np.isfinite(t.values).all() for t in finished)
     # the baselines not run yet stay queued for a resumed run
-    assert len(study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 2
+    assert len(study.get_trials(states=(optuna.trial.TrialState.WAITING,))) == 3
 
 
 def _db_digest(run_dir) -> str:
