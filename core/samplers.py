@@ -46,9 +46,9 @@ def _random(seed: int, population: int) -> optuna.samplers.BaseSampler:
 
 
 SAMPLERS: Registry[Sampler] = Registry("sampler", "--sampler")
-SAMPLERS.register(Sampler("nsga2", _nsga2, "NSGA-II, genetic (default); population from --population"))
+SAMPLERS.register(Sampler("nsga2", _nsga2, "NSGA-II, genetic; population from --population"))
 SAMPLERS.register(Sampler("tpe", _tpe, "multi-objective TPE (Optuna's defaults)"))
-SAMPLERS.register(Sampler("gp", _gp, "Gaussian-process Bayesian optimisation (Optuna's GPSampler)"))
+SAMPLERS.register(Sampler("gp", _gp, "Gaussian-process Bayesian optimisation (Optuna's GPSampler; default)"))
 SAMPLERS.register(Sampler("random", _random, "uniform random search"))
 
 

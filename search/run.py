@@ -48,7 +48,7 @@ class RunConfig:
     study_name: str | None = None
     run_dir: str = "runs"
     objectives: str = "accuracy,latency"
-    sampler: str = "nsga2"
+    sampler: str = "gp"  # the best hypervolume per trial on the default problem (docs/benchmarks.md)
     population: int | None = None
     seed: int = 0
     sampler_seed: int | None = None
