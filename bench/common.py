@@ -91,8 +91,10 @@ def host_line() -> str:
     model = ""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-        model = names[0] if names else ""
+        lines = cpuinfo.read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+        flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+        model = " ".join([names[0] if names else "", *sorted(flags & {"avx2", "avx512f", "avx512_vnni", "amx_tile"})])
 
     return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
