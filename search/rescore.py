@@ -66,17 +66,16 @@ def repriced(record: TrialRecord, profile: Profile, unit_name: str) -> dict[str,
 
 
 def rescored_trials(
-    source: optuna.Study, hw: str, objectives: list[str]
+    source: optuna.Study, profile: Profile, unit_name: str, objectives: list[str]
 ) -> tuple[list[optuna.trial.FrozenTrial], dict[int, str]]:
-    """The source's finished trials re-priced on ``hw`` (its failed ones stay failed), and the reason of each
-    completed one that cannot run there."""
+    """The source's finished trials re-priced on ``profile``'s unit (its failed ones stay failed), and the reason
+    of each completed one that cannot run there."""
     import optuna
     from optuna.trial import TrialState
 
-    from hw_profiles import load_profile
     from search.study import objective_values
 
-    profile, unit, unit_name = load_profile(hw)
+    unit = profile.units[unit_name]
     label = f"{profile.name}:{unit_name}"
     out, cannot = [], {}
     for trial in sorted(source.get_trials(deepcopy=False), key=lambda t: t.number):
@@ -123,7 +122,7 @@ def rescore(source: optuna.Study, storage: Any, hw: str, name: str | None = None
     name = name or rescored_name(source.study_name, label)
     attrs = dict(source.user_attrs)
     objectives = list(attrs.get("objectives") or ["accuracy", "latency"])
-    trials, cannot = rescored_trials(source, hw, objectives)  # before the study exists: nothing half-written
+    trials, cannot = rescored_trials(source, profile, unit_name, objectives)  # before the study exists: nothing half-written
     if find_study(storage, name) is not None:
         if not replace:
             raise UserError(f"study '{name}' exists: pass --replace to write it again, or another --study-name")
