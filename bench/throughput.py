@@ -8,6 +8,11 @@ is the figure, the absolute ones belong to this host.
 
     python bench/throughput.py                       # default problem, 24 trials, 1 and 2 workers
     python bench/throughput.py --trials 40 --workers 1,2
+    python bench/throughput.py --problem resnet18-fashion --trials 20 --workers 1 --test-every-trial   # before
+    python bench/throughput.py --problem resnet18-fashion --trials 20 --workers 1                      # after
+
+``--test-every-trial`` scores every trial on the test split (the tool's behaviour before the split was held
+out for front candidates): the same plans, so the two runs show what holding it out saves.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from core.timing import stage_seconds
 def run_one(args: argparse.Namespace, workers: int) -> None:
     """Run the study with ``workers`` in this process; print the driver's peak RSS as JSON (the child's side)."""
     out = args.out / args.problem
-    name = f"{args.problem}-w{workers}-t{args.trials}"
+    name = f"{args.problem}-w{workers}-t{args.trials}" + ("-test-all" if args.test_every_trial else "")
     config = replace(
         PROBLEMS[args.problem],
         run_dir=str(out),
@@ -37,6 +42,7 @@ def run_one(args: argparse.Namespace, workers: int) -> None:
         study_name=name,
         workers=workers,
         trials=args.trials,
+        test_every_trial=args.test_every_trial,
     )
     run_quietly(config, out / "logs" / f"{name}.log")
     print(json.dumps({"study": name, "driver_peak_rss_mb": peak_rss_mb()}))
@@ -59,6 +65,7 @@ def measure(args: argparse.Namespace, study_name: str, driver_mb: float, workers
     row: dict[str, object] = {
         "workers": workers,
         "trials": len(trials),
+        "scored_on_test": sum("test_top1" in t.user_attrs for t in trials),
         "loop_s": round(span, 1),
         "trials_per_min": round(60 * len(trials) / span, 2),
         "trial_s_median": round(statistics.median(t.user_attrs["seconds"] for t in trials), 2),
@@ -77,6 +84,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
     parser.add_argument("--out", type=Path, default=Path("bench/out/throughput"))
+    parser.add_argument("--test-every-trial", action="store_true", help="score every trial on the test split")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one worker count here
     args = parser.parse_args()
     if args.one is not None:
@@ -85,14 +93,18 @@ def main() -> None:
     rows = []
     for workers in args.workers:
         command = [sys.executable, __file__, "--problem", args.problem, "--trials", str(args.trials), "--out", str(args.out)]
+        command += ["--test-every-trial"] if args.test_every_trial else []
         done = subprocess.run([*command, "--one", str(workers)], capture_output=True, text=True, check=True)
         child = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(measure(args, child["study"], child["driver_peak_rss_mb"], workers))
-    lines = markdown_table(f"problem {args.problem}, {args.trials} trials; host: {host_line()}", rows)
+    test = "every trial" if args.test_every_trial else "front candidates and recipes"
+    title = f"problem {args.problem}, {args.trials} trials, test split scored for {test}; host: {host_line()}"
+    lines = markdown_table(title, rows)
     if len(rows) == 2:
         ratio = float(rows[1]["trials_per_min"]) / float(rows[0]["trials_per_min"])  # type: ignore[arg-type]
         lines += ["", f"trials per minute, {rows[1]['workers']} vs {rows[0]['workers']} workers: {ratio:.2f}x"]
-    (args.out / f"throughput-{args.problem}.md").write_text("\n".join(lines) + "\n")
+    suffix = "-test-all" if args.test_every_trial else ""
+    (args.out / f"throughput-{args.problem}{suffix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

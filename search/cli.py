@@ -289,6 +289,8 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     )
     for number, reason in done.cannot_run.items():
         console.print(f"  trial {number}: {reason}")
+    if done.untested:
+        console.print(f"front members without a test score: {done.untested}")
     report_front(done.study, done.study.user_attrs["hw"], Path(args.run_dir), console)
     return 0
 
@@ -455,6 +457,12 @@ def _add_run_arguments(p: argparse.ArgumentParser, d: Any, omit: frozenset[str] 
     add(g, "--sampler-seed", type=int, help="seed of the sampler alone (default: --seed): another search of the same problem")
     add(
         g,
+        "--test-every-trial",
+        action="store_true",
+        help="score every trial on the test split (default: only the fixed recipes and trials that could be on the front)",
+    )
+    add(
+        g,
         "--max-accuracy-drop",
         type=float,
         default=d.max_accuracy_drop,
@@ -520,7 +528,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         "--out", default=CompareConfig.out, help="folder for the studies (studies.db), baselines and the comparison files"
     )
     per_model = {"--model", "--checkpoint", "--pretrained", "--study-name", "--run-dir"}
-    _add_run_arguments(p, COMPARE_DEFAULTS, frozenset({*per_model, "--strategy", "--warm-start"}))  # compare runs every recipe
+    _add_run_arguments(
+        p, COMPARE_DEFAULTS, frozenset({*per_model, "--strategy", "--warm-start", "--test-every-trial"})
+    )  # compare runs every recipe, tests every trial
     p = sub.add_parser(
         "sensitivity",
         help="per layer, the validation accuracy change when that layer alone goes to a lower precision or is pruned",
@@ -531,7 +541,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prune-ratio", type=float, default=DEFAULT_PRUNE_RATIO, help="share of channels pruned per group")
     p.add_argument("--out", help="folder for sensitivity.csv and sensitivity.html (default: the study's folder)")
     execution = {"--workers", "--ray-address", "--heartbeat", "--trials", "--strategy", "--warm-start", "--objectives"}
-    execution |= {"--sampler", "--sampler-seed"}
+    execution |= {"--sampler", "--sampler-seed", "--test-every-trial"}
     budgets = {"--population", "--max-accuracy-drop", "--latency-budget-ms", "--finetune-epochs", "--finetune-lr", "--distill"}
     _add_run_arguments(p, RunConfig(), frozenset(execution | budgets))
 

@@ -78,7 +78,14 @@ def run_compare(config: CompareConfig, console: Console) -> int:
     from search.study import find_study, open_storage
     from spaces.strategies import STRATEGIES
 
-    base = replace(config.run or COMPARE_DEFAULTS, run_dir=config.out, strategies=tuple(STRATEGIES.names()), search=True)
+    # every trial scored on test: the comparison reads the test accuracy of trials off the front too
+    base = replace(
+        config.run or COMPARE_DEFAULTS,
+        run_dir=config.out,
+        strategies=tuple(STRATEGIES.names()),
+        search=True,
+        test_every_trial=True,
+    )
     check_compare(config, base)
     check_one_device(base, "search compare")
     models = list(dict.fromkeys(config.models))

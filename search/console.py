@@ -39,7 +39,7 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
         label = f"{r['trial']}" + (f" ({r['baseline']})" if r["baseline"] else "")
         table.add_row(
             label,
-            f"{r['test_top1']:.2f}",
+            "not scored" if r["test_top1"] is None else f"{r['test_top1']:.2f}",
             "" if r["test_delta"] is None else f"{r['test_delta']:+.2f}",
             f"{r['size_kb']:.1f}",
             f"{r['macs_m']:.2f}",

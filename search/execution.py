@@ -13,8 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.records import recipe_changes, store_failure, store_plan, store_result, store_worker
+from search.records import BASELINE, recipe_changes, store_failure, store_plan, store_result, store_worker
 from search.study import (
+    constraint_values,
+    dominates,
     fail_silent_trials,
     finished_trials,
     grace_period,
@@ -22,7 +24,7 @@ from search.study import (
     rerun_interrupted,
     set_constraints,
 )
-from search.trial import TrialJob, TrialOutcome, evaluate_candidate
+from search.trial import TrialJob, TrialOutcome, evaluate_candidate, score_test_split
 
 if TYPE_CHECKING:
     import optuna
@@ -66,6 +68,19 @@ def _remote_evaluate(job: TrialJob, state: dict) -> TrialOutcome:
     outcome = evaluate_candidate(job, state)
     outcome.worker = worker_label()
     return outcome
+
+
+def _remote_test(job: TrialJob, graph_bytes: bytes) -> TrialOutcome:
+    return score_test_split(job, graph_bytes)
+
+
+@dataclass
+class InFlight:
+    """A trial the driver waits for: its job, and its evaluated outcome while its test split is being scored."""
+
+    trial: optuna.Trial
+    job: TrialJob
+    outcome: TrialOutcome | None = None
 
 
 class Heartbeats:
@@ -121,6 +136,11 @@ class Budgets:
 class TrialLoop:
     """Keeps ``workers`` trials in flight until the study has ``target`` finished trials.
 
+    The test split is held out from the search: a trial is scored on it only if it could be on the final
+    front (feasible and dominated by no finished trial when its validation result arrives: a point dominated
+    then stays dominated), if it is a fixed recipe, or for every trial with ``test_every_trial``. That
+    scoring is a second task on a worker; the trial is told to Optuna once both are done.
+
     Several drivers (machines) may run loops on one study: each asks Optuna for
     its own trials and counts the others' running ones towards the target. Every
     trial in flight carries a heartbeat; trials of a driver that was killed are
@@ -131,13 +151,14 @@ class TrialLoop:
 
     study: optuna.Study
     space: SearchSpace
-    make_job: Callable[[dict[str, Any]], TrialJob]
+    make_job: Callable[[dict[str, Any], bool], TrialJob]
     state: dict
     objectives: list[str]
     budgets: Budgets
     artifacts: Path
     workers: int
     heartbeat_s: int
+    test_every_trial: bool = False
 
     def run(self, target: int, on_update: Callable[[], None]) -> None:
         """Run trials until ``target`` are finished (complete or failed); ``on_update`` after each one."""
@@ -145,8 +166,9 @@ class TrialLoop:
         from optuna.storages import fail_stale_trials
 
         remote = ray.remote(num_cpus=1, max_retries=0)(_remote_evaluate)
+        self._remote_test = ray.remote(num_cpus=1, max_retries=0)(_remote_test)
         state_ref = ray.put(self.state)
-        pending: dict[Any, optuna.Trial] = {}
+        pending: dict[Any, InFlight] = {}
         driver = f"{socket.gethostname()} pid {os.getpid()}"
         beats = Heartbeats(self.study._storage, self.heartbeat_s)  # type: ignore[attr-defined]
         try:
@@ -160,7 +182,8 @@ class TrialLoop:
                         plan = self.space.suggest(trial)
                         plan = replace(plan, recipe=replace(plan.recipe, **recipe_changes(trial)))
                         store_plan(trial, plan.to_dict(), driver)
-                        pending[remote.remote(self.make_job(plan.to_dict()), state_ref)] = trial
+                        job = self.make_job(plan.to_dict(), self.test_every_trial or bool(trial.user_attrs.get(BASELINE)))
+                        pending[remote.remote(job, state_ref)] = InFlight(trial, job)
                     except BaseException:
                         self._fail_and_rerun(trial, INTERRUPTED)
                         raise
@@ -171,20 +194,23 @@ class TrialLoop:
                     continue
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=self.heartbeat_s)
                 for ref in done:
-                    trial = pending.pop(ref)
+                    flight = pending.pop(ref)
                     try:
-                        self._finish(trial, ref)
+                        follow = self._finish(flight, ref)
                     except BaseException:
-                        self._fail_and_rerun(trial, INTERRUPTED)
+                        beats.remove(flight.trial._trial_id)
+                        self._fail_and_rerun(flight.trial, INTERRUPTED)
                         raise
-                    finally:
-                        beats.remove(trial._trial_id)
+                    if follow is not None:  # its test split is being scored: still in flight
+                        pending[follow[0]] = follow[1]
+                        continue
+                    beats.remove(flight.trial._trial_id)
                     on_update()
         except BaseException:
-            for ref, trial in pending.items():
+            for ref, flight in pending.items():
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
-                self._fail_and_rerun(trial, INTERRUPTED)
+                self._fail_and_rerun(flight.trial, INTERRUPTED)
             raise
         finally:
             beats.stop()
@@ -193,31 +219,56 @@ class TrialLoop:
         """Trials that completed or failed, not counting interrupted ones that were queued to run again."""
         return finished_trials(self.study)
 
-    def _running_elsewhere(self, pending: dict[Any, optuna.Trial]) -> int:
+    def _running_elsewhere(self, pending: dict[Any, InFlight]) -> int:
         from optuna.trial import TrialState
 
-        mine = {trial.number for trial in pending.values()}
+        mine = {flight.trial.number for flight in pending.values()}
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         return sum(t.number not in mine for t in running)
 
-    def _finish(self, trial: optuna.Trial, ref: Any) -> None:
-        """Record a trial's outcome, unless a stale check failed the trial meanwhile (then it was queued again)."""
+    def _finish(self, flight: InFlight, ref: Any) -> tuple[Any, InFlight] | None:
+        """Record a trial's outcome, or start scoring its test split first (returned: the task and the trial in
+        flight); nothing if a stale check failed the trial meanwhile (then it was queued again)."""
         from optuna.exceptions import UpdateFinishedTrialError
 
-        if not self._running(trial):
-            return
+        if not self._running(flight.trial):
+            return None
+        outcome = self._result(ref)
+        if flight.outcome is not None:
+            outcome = flight.outcome.with_test(outcome)
+        elif self._may_join_front(outcome):
+            return self._remote_test.remote(flight.job, outcome.onnx_bytes), replace(flight, outcome=outcome)
         with contextlib.suppress(UpdateFinishedTrialError):
-            self._record(trial, ref)
+            self._record(flight.trial, outcome)
+        return None
 
-    def _record(self, trial: optuna.Trial, ref: Any) -> None:
+    @staticmethod
+    def _result(ref: Any) -> TrialOutcome:
         import ray
-        from optuna.trial import TrialState
 
         try:
-            outcome: TrialOutcome = ray.get(ref)
+            return ray.get(ref)
         except ray.exceptions.RayError as exc:
             lines = [line for line in str(exc).splitlines() if line.strip()]
-            outcome = TrialOutcome(error=f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300])
+            return TrialOutcome(error=f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300])
+
+    def _may_join_front(self, outcome: TrialOutcome) -> bool:
+        """Whether an evaluated candidate without test metrics could be on the final front: it met every budget and
+        no finished trial dominates it."""
+        if outcome.error or "test_top1" in outcome.metrics:
+            return False
+        b = self.budgets
+        if any(
+            v > 0 for v in constraint_values(outcome.metrics, b.reference_top1, b.max_accuracy_drop, b.latency_budget_ms).values()
+        ):
+            return False
+        values = objective_values(self.objectives, outcome.metrics)
+        directions = self.study.directions
+        return not any(dominates(t.values, values, directions) for t in self.study.best_trials)
+
+    def _record(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+        from optuna.trial import TrialState
+
         if outcome.worker:
             store_worker(trial, outcome.worker)
         if outcome.error:

@@ -17,19 +17,21 @@ def front_records(study: optuna.Study) -> list[TrialRecord]:
 
 
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """One dict per front member: test metrics, size, MACs, predicted and measured latency, speed-up vs uncompressed."""
+    """One dict per front member: test metrics (None if not scored), size, MACs, predicted and measured latency,
+    speed-up vs uncompressed."""
     reference = uncompressed(study)
     ref_latency = reference.metric("latency_ms") if reference else None
     ref_test = reference.metric("test_top1") if reference else None
     rows = []
     for r in front_records(study):
         m = r.metrics
+        test = r.metric("test_top1", 100)  # None: not scored (a rescored front whose data is not here)
         rows.append(
             {
                 "trial": r.number,
                 "baseline": r.baseline,
-                "test_top1": 100 * m["test_top1"],
-                "test_delta": 100 * (m["test_top1"] - ref_test) if ref_test is not None else None,
+                "test_top1": test,
+                "test_delta": test - 100 * ref_test if test is not None and ref_test is not None else None,
                 "val_top1": 100 * m["val_top1"],
                 "size_kb": m["size_bytes"] / 1024,
                 "macs_m": m["macs"] / 1e6,

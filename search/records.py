@@ -27,6 +27,8 @@ UNCOMPRESSED = "uncompressed"
 # Recipe names studies made before the fixed recipes were named as strategies (read as their new names).
 LEGACY_NAMES = {"uniform-prune-25": "prune-uniform-25", "uniform-prune-50": "prune-uniform-50"}
 HEARTBEAT_LOST = "interrupted: its driver stopped (heartbeat lost)"
+# study attribute: the DataSpec (as a dict) the study's trials were scored on, to score a test split later
+DATA_SPEC = "data_spec"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ ONNX graph (the artifact that ships) is estimated again on the target profile's 
 into a new study of their own (same parameters, accuracy, size and host latency; the target's latency and
 energy), so Optuna computes that device's front. A trial whose graph uses a precision the target unit
 lacks, or whose graph is not on this machine, is kept as a failed trial with the reason, not dropped.
+The search scored the test split only for trials that could be on its own front: members of the new
+front without a test score are scored here, on the study's data.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
-from search.records import FAIL_REASON, TrialRecord
+from core.metrics import objective
+from search.records import DATA_SPEC, FAIL_REASON, ONNX, TrialRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -35,6 +38,7 @@ class Rescored:
     rescored: int = 0
     cannot_run: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0
+    untested: str = ""  # why front members were left without a test score (their data is not here), if they were
 
 
 def rescored_name(source: str, hw: str) -> str:
@@ -65,12 +69,35 @@ def repriced(record: TrialRecord, profile: Profile, unit_name: str) -> dict[str,
     return {"latency_ms": estimate.latency_ms, "energy_mj": estimate.energy_mj}
 
 
-def rescored_trials(
+@dataclass
+class Repriced:
+    """One source trial on the target unit: its attributes, objective values (None: failed) and constraints."""
+
+    trial: optuna.trial.FrozenTrial
+    attrs: dict[str, Any]
+    values: list[float] | None
+    constraints: dict[str, float]
+
+    def frozen(self) -> optuna.trial.FrozenTrial:
+        """The trial of the new study."""
+        import optuna
+        from optuna.trial import TrialState
+
+        return optuna.trial.create_trial(
+            state=TrialState.COMPLETE if self.values is not None else TrialState.FAIL,
+            values=self.values,
+            params=self.trial.params,
+            distributions=self.trial.distributions,
+            user_attrs=self.attrs,
+            constraints=self.constraints or None,
+        )
+
+
+def repriced_trials(
     source: optuna.Study, profile: Profile, unit_name: str, objectives: list[str]
-) -> tuple[list[optuna.trial.FrozenTrial], dict[int, str]]:
+) -> tuple[list[Repriced], dict[int, str]]:
     """The source's finished trials re-priced on ``profile``'s unit (its failed ones stay failed), and the reason
     of each completed one that cannot run there."""
-    import optuna
     from optuna.trial import TrialState
 
     from search.study import objective_values
@@ -92,17 +119,33 @@ def rescored_trials(
         elif reason is not None:
             attrs[FAIL_REASON] = reason
             cannot[trial.number] = reason
-        out.append(
-            optuna.trial.create_trial(
-                state=TrialState.COMPLETE if values is not None else TrialState.FAIL,
-                values=values,
-                params=trial.params,
-                distributions=trial.distributions,
-                user_attrs=attrs,
-                constraints=constraints or None,
-            )
-        )
+        out.append(Repriced(trial, attrs, values, constraints))
     return out, cannot
+
+
+def score_untested_front(rows: list[Repriced], directions: list[Any], data_spec: dict[str, Any] | None) -> str:
+    """Score the test split of the new front's members that lack it (their attributes gain ``test_*``); returns
+    why some were left unscored, or ``""``."""
+    from search.study import non_dominated
+
+    feasible = [r for r in rows if r.values is not None and all(v <= 0 for v in r.constraints.values())]
+    front = [feasible[i] for i in non_dominated([r.values or [] for r in feasible], directions)]
+    untested = [r for r in front if "test_top1" not in r.attrs]
+    if not untested:
+        return ""
+    if not data_spec:
+        return "the source study does not record its data"
+    from evaluators.onnx_runtime import session
+    from search.data import DataSpec, load_splits
+    from search.trial import split_metrics
+
+    try:
+        test = load_splits(DataSpec(**data_spec)).test
+    except (UserError, OSError) as exc:
+        return f"its data cannot be loaded here ({exc})"
+    for row in untested:
+        row.attrs.update(split_metrics(session(Path(row.attrs[ONNX]).read_bytes()), "test", test))
+    return ""
 
 
 def rescore(source: optuna.Study, storage: Any, hw: str, name: str | None = None, replace: bool = False) -> Rescored:
@@ -122,7 +165,10 @@ def rescore(source: optuna.Study, storage: Any, hw: str, name: str | None = None
     name = name or rescored_name(source.study_name, label)
     attrs = dict(source.user_attrs)
     objectives = list(attrs.get("objectives") or ["accuracy", "latency"])
-    trials, cannot = rescored_trials(source, profile, unit_name, objectives)  # before the study exists: nothing half-written
+    rows, cannot = repriced_trials(source, profile, unit_name, objectives)  # before the study exists: nothing half-written
+    directions = [optuna.study.StudyDirection[objective(o).direction.upper()] for o in objectives]
+    untested = score_untested_front(rows, directions, attrs.get(DATA_SPEC))
+    trials = [row.frozen() for row in rows]
     if find_study(storage, name) is not None:
         if not replace:
             raise UserError(f"study '{name}' exists: pass --replace to write it again, or another --study-name")
@@ -132,4 +178,4 @@ def rescore(source: optuna.Study, storage: Any, hw: str, name: str | None = None
     study = create_study(storage, name, objectives, optuna.samplers.RandomSampler(), StudySetup(identity, details))
     study.add_trials(trials)
     repriced_count = sum(t.state.name == "COMPLETE" for t in trials)
-    return Rescored(study, repriced_count, cannot, time.perf_counter() - started)
+    return Rescored(study, repriced_count, cannot, time.perf_counter() - started, untested)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError, check_at_least
-from search.records import records
+from search.records import DATA_SPEC, records
 from spaces.plan import Recipe
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class RunConfig:
     strategies: tuple[str, ...] = ()
     search: bool = True
     warm_start: str = "default"
+    test_every_trial: bool = False
 
 
 # The fixed recipes a search enqueues first: the defaults (spaces.strategies.default_strategies), or every one the
@@ -302,6 +303,7 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
             "sampler": config.sampler,
             "reference_val_top1": prepared.reference["val_top1"],
             "reference_test_top1": prepared.reference["test_top1"],
+            DATA_SPEC: asdict(inputs.data),
         }
         try:
             study = create_study(storage, inputs.study_name, inputs.objectives, sampler, StudySetup(inputs.identity, details))
@@ -383,8 +385,8 @@ def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console:
     workers = config.workers or os.cpu_count() or 1
     model_spec = ModelSpec(config.model, prepared.splits.num_classes, inputs.data.input_size)
 
-    def make_job(plan: dict) -> TrialJob:
-        return TrialJob(plan=plan, model=model_spec, data=inputs.data, profile=inputs.profile, unit_name=inputs.unit_name)
+    def make_job(plan: dict, test: bool) -> TrialJob:
+        return TrialJob(plan, model_spec, inputs.data, inputs.profile, inputs.unit_name, test=test)
 
     budgets = Budgets(prepared.reference["val_top1"], config.max_accuracy_drop, config.latency_budget_ms)
     loop = TrialLoop(
@@ -397,6 +399,7 @@ def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console:
         inputs.run_dir / safe_name(inputs.study_name) / "trials",
         workers,
         config.heartbeat,
+        config.test_every_trial,
     )
     if loop.finished() >= config.trials:
         return
@@ -461,6 +464,8 @@ def report_other_devices(inputs: Inputs, study: optuna.Study, console: Console) 
             f"rescored onto {hw} in {done.seconds:.1f} s: {done.rescored} trials re-priced, "
             f"{len(done.cannot_run)} cannot run there (study '{done.study.study_name}')"
         )
+        if done.untested:
+            console.print(f"front members without a test score: {done.untested}")
         report_front(done.study, hw, inputs.run_dir, console)
 
 

@@ -248,6 +248,18 @@ def create_study(
     return study
 
 
+def constraint_values(
+    metrics: dict[str, float], reference_top1: float, max_accuracy_drop: float | None, latency_budget_ms: float | None
+) -> dict[str, float]:
+    """Budgets as constraint values (met when <= 0): accuracy drop in points, predicted latency in ms."""
+    out: dict[str, float] = {}
+    if max_accuracy_drop is not None:
+        out["accuracy_drop"] = 100 * (reference_top1 - metrics["val_top1"]) - max_accuracy_drop
+    if latency_budget_ms is not None:
+        out["latency_ms"] = metrics["latency_ms"] - latency_budget_ms
+    return out
+
+
 def set_constraints(
     trial: optuna.Trial,
     metrics: dict[str, float],
@@ -256,15 +268,27 @@ def set_constraints(
     latency_budget_ms: float | None,
 ) -> None:
     """Budgets as Optuna constraints (feasible when <= 0): accuracy drop in points, predicted latency in ms."""
-    if max_accuracy_drop is not None:
-        trial.set_constraint("accuracy_drop", 100 * (reference_top1 - metrics["val_top1"]) - max_accuracy_drop)
-    if latency_budget_ms is not None:
-        trial.set_constraint("latency_ms", metrics["latency_ms"] - latency_budget_ms)
+    for name, value in constraint_values(metrics, reference_top1, max_accuracy_drop, latency_budget_ms).items():
+        trial.set_constraint(name, value)
+
+
+def dominates(a: list[float], b: list[float], directions: list[optuna.study.StudyDirection]) -> bool:
+    """Whether objective values ``a`` are no worse than ``b`` in every objective and better in one."""
+    from optuna.study import StudyDirection
+
+    signs = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions]
+    gains = [s * (x - y) for s, x, y in zip(signs, a, b, strict=True)]
+    return all(g >= 0 for g in gains) and any(g > 0 for g in gains)
 
 
 def metric_names(study: optuna.Study) -> list[str]:
     """The study's objective names (``objective_N`` where none were set)."""
     return study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+
+
+def non_dominated(points: list[list[float]], directions: list[optuna.study.StudyDirection]) -> list[int]:
+    """Indices of the ``points`` (objective values) no other point dominates."""
+    return [i for i, p in enumerate(points) if not any(dominates(q, p, directions) for q in points)]
 
 
 def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

@@ -35,6 +35,7 @@ class TrialJob:
     profile: Profile
     unit_name: str
     threads: int = 1
+    test: bool = True
 
 
 @dataclass
@@ -46,6 +47,13 @@ class TrialOutcome:
     onnx_bytes: bytes = b""
     error: str | None = None
     worker: str = ""
+
+    def with_test(self, test: TrialOutcome) -> TrialOutcome:
+        """This outcome with the test-split metrics (and their seconds) of ``test``, or its error."""
+        if test.error:
+            return TrialOutcome(error=f"test split: {test.error}", worker=self.worker)
+        metrics = {**self.metrics, **test.metrics, "seconds": self.metrics["seconds"] + test.metrics["seconds"]}
+        return TrialOutcome(metrics, self.precisions, self.onnx_bytes, worker=self.worker)
 
 
 def limit_threads(threads: int) -> None:
@@ -64,26 +72,28 @@ def score_graph(
     input_size: int,
     threads: int = 1,
     stages: Stages | None = None,
+    test: bool = True,
 ) -> tuple[dict[str, float], dict[str, str]]:
-    """Score an ONNX graph: accuracy on val and test (onnxruntime), size, MACs, predicted and measured latency.
+    """Score an ONNX graph: accuracy on val (and on test if ``test``) in onnxruntime, size, MACs, predicted and
+    measured latency.
 
     Returns the metrics and the precision each compute layer runs in, as read from the graph. ``stages`` (if
-    given) receives the seconds of accuracy, estimate and host_latency.
+    given) receives the seconds of accuracy (val), test, estimate and host_latency.
     """
     import onnx
 
     from core.timing import Stages
     from evaluators.estimate import estimate_model
     from evaluators.graph import COMPUTE, read_graph
-    from evaluators.onnx_runtime import evaluate, measure_latency, session
+    from evaluators.onnx_runtime import measure_latency, session
 
     stages = stages if stages is not None else Stages()
-    metrics: dict[str, float] = {}
     with stages.stage("accuracy"):
         sess = session(graph_bytes, threads)
-        for split, dataset in (("val", splits.val), ("test", splits.test)):
-            for key, value in evaluate(sess, dataset).items():
-                metrics[f"{split}_{key}"] = value
+        metrics = split_metrics(sess, "val", splits.val)
+    if test:
+        with stages.stage("test"):
+            metrics.update(split_metrics(sess, "test", splits.test))
     with stages.stage("estimate"):
         model = onnx.load_from_string(graph_bytes)
         metrics.update(estimate_model(model, profile, unit_name).summary())
@@ -91,6 +101,19 @@ def score_graph(
         metrics["host_latency_ms"] = measure_latency(sess, (1, 3, input_size, input_size))
     precisions: dict[str, str] = {op.name: op.precision for op in read_graph(model).ops if op.op_type in COMPUTE}
     return metrics, precisions
+
+
+def split_metrics(sess: Any, split: str, dataset: Any) -> dict[str, float]:
+    """Classification metrics of an onnxruntime session on one split, keyed ``SPLIT_METRIC`` (``test_top1``)."""
+    from evaluators.onnx_runtime import evaluate
+
+    return {f"{split}_{key}": value for key, value in evaluate(sess, dataset).items()}
+
+
+def failure(exc: Exception) -> TrialOutcome:
+    """The outcome of a candidate that raised ``exc``: its type, message and the line it came from."""
+    where = traceback.extract_tb(exc.__traceback__)[-1]
+    return TrialOutcome(error=f"{type(exc).__name__}: {exc} (at {os.path.basename(where.filename)}:{where.lineno})")
 
 
 def evaluate_candidate(job: TrialJob, state: dict) -> TrialOutcome:
@@ -113,12 +136,28 @@ def evaluate_candidate(job: TrialJob, state: dict) -> TrialOutcome:
         graph = apply(CompressionPlan.from_dict(job.plan), model, splits.train, job.model.input_size, stages=stages)
         graph_bytes = graph.SerializeToString()
         metrics, precisions = score_graph(
-            graph_bytes, job.profile, job.unit_name, splits, job.model.input_size, job.threads, stages
+            graph_bytes, job.profile, job.unit_name, splits, job.model.input_size, job.threads, stages, job.test
         )
         metrics.update(stages.metrics())
         metrics["seconds"] = time.perf_counter() - start
         metrics["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return TrialOutcome(metrics=metrics, precisions=precisions, onnx_bytes=graph_bytes)
     except Exception as exc:  # noqa: BLE001 (a failing candidate is a result, recorded as FAIL by the driver)
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        return TrialOutcome(error=f"{type(exc).__name__}: {exc} (at {os.path.basename(where.filename)}:{where.lineno})")
+        return failure(exc)
+
+
+def score_test_split(job: TrialJob, graph_bytes: bytes) -> TrialOutcome:
+    """Score an evaluated candidate's graph on the test split (``test_*`` metrics, ``stage_s:test``); never raises."""
+    start = time.perf_counter()
+    try:
+        limit_threads(job.threads)
+        from core.timing import Stages
+        from evaluators.onnx_runtime import session
+        from search.data import load_splits
+
+        stages = Stages()
+        with stages.stage("test"):
+            metrics = split_metrics(session(graph_bytes, job.threads), "test", load_splits(job.data).test)
+        return TrialOutcome(metrics={**metrics, **stages.metrics(), "seconds": time.perf_counter() - start})
+    except Exception as exc:  # noqa: BLE001 (recorded as the trial's failure by the driver)
+        return failure(exc)

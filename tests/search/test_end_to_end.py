@@ -281,6 +281,23 @@ def test_several_devices_give_one_front_each_from_one_search(run_dir):
     assert any((run_dir / f"{STUDY}_rpi4-cpu" / "front").glob("trial_*/model.onnx"))
 
 
+def test_the_test_split_is_scored_for_every_front_member_and_recipe_only(run_dir):
+    from search.study import dominates
+
+    study = _study(run_dir)
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    front = {t.number for t in study.best_trials}
+    for trial in complete:
+        attrs = trial.user_attrs
+        if trial.number in front or attrs.get("baseline"):
+            assert "test_top1" in attrs and "stage_s:test" in attrs, trial.number
+        elif "test_top1" not in attrs:  # held out: a trial finished before it dominated it when it was evaluated
+            earlier = [t for t in complete if t.datetime_complete < trial.datetime_complete]
+            assert any(dominates(t.values, trial.values, study.directions) for t in earlier), trial.number
+    other = optuna.load_study(study_name=f"{STUDY}@rpi4-cpu", storage=f"sqlite:///{run_dir / 'studies.db'}")
+    assert all("test_top1" in t.user_attrs for t in other.best_trials)
+
+
 def test_rescore_writes_a_new_study_and_refuses_to_overwrite_it(run_dir):
     storage = f"sqlite:///{run_dir / 'studies.db'}"
     first = run_cli("rescore", STUDY, "--hw", "jetson-nano", "--run-dir", str(run_dir))
