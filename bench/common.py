@@ -48,12 +48,17 @@ def hypervolume(points: list[Point], reference: Point) -> float:
 
 
 def study_points(study: optuna.Study) -> list[Point | None]:
-    """Every trial in number order: its point, or None if it failed (a failed trial still spent its budget)."""
+    """Every trial in number order: its point, or None if it failed (a failed trial still spent its budget). A trial
+    interrupted by stopping the benchmark is left out: it was queued again and counted once, as the study does."""
     from optuna.trial import TrialState
+
+    from search.execution import INTERRUPTED
 
     out: list[Point | None] = []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         metrics = trial.user_attrs
+        if metrics.get("fail_reason") == INTERRUPTED:
+            continue
         ok = trial.state == TrialState.COMPLETE and "val_top1" in metrics
         out.append(Point(100 * metrics["val_top1"], metrics["latency_ms"]) if ok else None)
     return out

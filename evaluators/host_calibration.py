@@ -11,11 +11,11 @@ benchmark checks (MobileNetV2, EfficientNet-Lite0, ResNet-18).
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from evaluators.calibration import FitResult, Sample, errors, fit
+from hw_profiles.host import describe, this_machine
 from hw_profiles.schema import Unit
 
 KERNEL_PARAMS = [
@@ -119,7 +119,7 @@ def calibrate_host(
         fitted = stages["threads"].unit
     single = errors(fitted, samples)
     description = (
-        f"`search calibrate --hw host`: onnxruntime on {platform.processor() or platform.machine()}, "
+        f"`search calibrate --hw host`: onnxruntime on {describe(this_machine())}, "
         f"{len(samples)} graphs at {input_size}x{input_size} ({', '.join(architectures)}, random plans), "
         f"{sum(len(s.op_ms) for s in samples)} profiled ops; fit on these graphs: median |error| "
         f"{single['median_abs_pct']:.1f}%, {100 * single['within_10pct']:.0f}% within +-10%"

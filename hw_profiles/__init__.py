@@ -14,8 +14,10 @@ PROFILE_DIR = Path(__file__).parent
 
 
 def list_profiles() -> list[str]:
-    """Names of the bundled profiles."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    """Names of the bundled profiles and ``host`` (this machine's, built here)."""
+    from hw_profiles.host import HOST
+
+    return sorted([*(p.stem for p in PROFILE_DIR.glob("*.yaml")), HOST])
 
 
 def load_profile_file(path: str | Path) -> Profile:
@@ -39,13 +41,18 @@ def load_profile_file(path: str | Path) -> Profile:
 
 
 def load_profile(spec: str) -> tuple[Profile, Unit, str]:
-    """Resolve ``NAME`` or ``NAME:UNIT`` (or a path to a YAML file) to the profile, the unit and its name."""
+    """Resolve ``NAME`` or ``NAME:UNIT`` (or a path to a YAML file) to the profile, the unit and its name; ``host``
+    is this machine's own profile (:mod:`hw_profiles.host`)."""
+    from hw_profiles.host import HOST, load_host_profile
+
     name, _, unit_name = spec.partition(":")
     path = Path(name)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise UserError(f"profile file '{path}' does not exist: give a profile YAML's path or a name of `search hw list`")
         profile = load_profile_file(path)
+    elif name == HOST:
+        profile = load_host_profile()
     elif name in list_profiles():
         profile = load_profile_file(PROFILE_DIR / f"{name}.yaml")
     else:

@@ -157,6 +157,7 @@ class Profile(_Strict):
     default_unit: str
     sources: dict[str, str] = Field(min_length=1)
     units: dict[str, Unit] = Field(min_length=1)
+    machine: dict[str, str] | None = None  # a host profile: the machine it was built on (hw_profiles.host)
 
     @model_validator(mode="after")
     def _references(self) -> Profile:

@@ -88,7 +88,11 @@ def cmd_hw_list(args: argparse.Namespace) -> int:
     for column in ("profile", "version", "unit", "precisions", "runtime", "description"):
         table.add_column(column)
     for name in list_profiles():
-        profile, _, _ = load_profile(name)
+        try:
+            profile, _, _ = load_profile(name)
+        except UserError:  # host: not built on this machine yet (or built on another)
+            table.add_row(name, "", "", "", "", "not built on this machine: search calibrate --hw host")
+            continue
         for unit_name, unit in profile.units.items():
             default = " (default)" if unit_name == profile.default_unit else ""
             table.add_row(
@@ -171,13 +175,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """search calibrate: fit a profile to measurements (or measure this machine) and write a new version."""
     from core.files import check_out_file
     from hw_profiles import PROFILE_DIR, load_profile
+    from hw_profiles.host import HOST, calibration_start, describe, profile_path, this_machine
     from hw_profiles.writer import write_profile
     from search.calibrate import COLUMNS, calibrate_from_measurements, calibrate_host_profile
     from search.console import print_fits
 
     console = _console()
-    profile, _, _ = load_profile(args.hw.partition(":")[0])
-    out = check_out_file(args.out, f"{profile.name}.yaml") if args.out else PROFILE_DIR / f"{profile.name}.yaml"
+    name = args.hw.partition(":")[0]
+    if name == HOST:  # this machine's profile: fitted from its own one or the template, cached for this machine
+        profile = calibration_start()
+        default_out = profile_path()
+    else:
+        profile, _, _ = load_profile(name)
+        default_out = PROFILE_DIR / f"{profile.name}.yaml"
+    out = check_out_file(args.out, f"{profile.name}.yaml") if args.out else default_out
     params = [p.strip() for p in args.params.split(",")] if args.params else None
     if args.measurements:
         new, fits = calibrate_from_measurements(profile, args.measurements, params, console.print, args.latency_scale)
@@ -185,6 +196,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         new, fits = calibrate_host_profile(profile, args.per_model, args.seed, args.input_size, console.print)
     else:
         raise UserError(f"{profile.name} is a device profile: pass --measurements FILE.csv (columns {', '.join(COLUMNS)})")
+    if name == HOST:
+        machine = this_machine()
+        about = f"This machine, {describe(machine)}, running the ONNX graph in onnxruntime on the CPU"
+        new = new.model_copy(update={"machine": machine, "description": about})
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_profile(new, out)
     print_fits(console, fits)
     console.print(f"wrote {profile.name} v{new.version} to {out}")

@@ -170,6 +170,8 @@ def model_card(study: optuna.Study, trial: TrialRecord, source: dict[str, Any]) 
         key, scale, digits = metric.name, metric.scale, metric.digits
         ref = f"{reference.metrics[key] * scale:.{digits}f}" if reference and key in reference.metrics else ""
         ours = f"{m[key] * scale:.{digits}f}" if key in m else ""
+        if not ours and key.startswith("test_"):
+            ours = "not scored (held out: never a front candidate; `search run --test-every-trial` scores every trial)"
         lines.append(f"| {metric.label} | {ours} | {ref} |")
     lines += ["", "## Layers", ""]
     if version_now != source["profile_version"]:

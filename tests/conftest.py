@@ -9,6 +9,21 @@ import pytest
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _host_profile(tmp_path_factory):
+    """The tests' own ``host`` profile for this machine: the template, marked as built here (a stand-in for
+    ``search calibrate --hw host``, which takes minutes; no test reads its numbers as this machine's truth).
+    Subprocesses of the CLI inherit the cache folder."""
+    from hw_profiles import load_profile_file
+    from hw_profiles.host import CACHE_ENV, TEMPLATE, profile_path, this_machine
+    from hw_profiles.writer import write_profile
+
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("cache"))
+    path = profile_path()
+    path.parent.mkdir(parents=True)
+    write_profile(load_profile_file(TEMPLATE).model_copy(update={"machine": this_machine()}), path)
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     import torch

@@ -1,0 +1,135 @@
+"""The ``host`` profile belongs to the machine the tool runs on.
+
+It is built here by ``search calibrate --hw host`` (onnxruntime micro-benchmarks and whole models, fitted to
+this CPU) and cached per user, keyed by what decides onnxruntime's kernels: the CPU model, its instruction
+set extensions and the onnxruntime version. A machine without its own host profile is refused with the
+command that builds it; another machine's numbers are never used silently. The template under
+``templates/`` is only the starting point of that fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.errors import UserError
+
+if TYPE_CHECKING:
+    from hw_profiles.schema import Profile
+
+HOST = "host"
+TEMPLATE = Path(__file__).parent / "templates" / "host.yaml"
+CACHE_ENV = "HW_SEARCH_CACHE"
+# Instruction set extensions that change which onnxruntime (MLAS) kernels run: x86 and Arm.
+KERNEL_FLAGS = frozenset(
+    {
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512_vnni",
+        "avx_vnni",
+        "avx512_bf16",
+        "avx512_fp16",
+        "amx_tile",
+        "amx_int8",
+        "amx_bf16",
+        "asimd",
+        "asimdhp",
+        "asimddp",
+        "i8mm",
+        "sve",
+        "sve2",
+        "bf16",
+    }
+)
+
+
+def this_machine() -> dict[str, str]:
+    """What a host profile is valid for: CPU model, its kernel-relevant instruction sets, onnxruntime version."""
+    model, flags = platform.processor() or platform.machine(), set[str]()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip().lower()
+            if key in ("model name", "cpu model") and model in (platform.processor(), platform.machine()):
+                model = value.strip()
+            elif key in ("flags", "features") and not flags:
+                flags = set(value.split())
+    try:
+        runtime = metadata.version("onnxruntime")
+    except metadata.PackageNotFoundError:
+        runtime = "not installed"
+    return {
+        "cpu": model,
+        "arch": platform.machine(),
+        "isa": " ".join(sorted(flags & KERNEL_FLAGS)),
+        "onnxruntime": runtime,
+    }
+
+
+def describe(machine: dict[str, str]) -> str:
+    """``AMD EPYC (x86_64: avx2 fma), onnxruntime 1.31.1``."""
+    return (
+        f"{machine['cpu']} ({machine['arch']}: {machine['isa'] or 'no vector extensions'}), onnxruntime {machine['onnxruntime']}"
+    )
+
+
+def cache_dir() -> Path:
+    """Where host profiles are cached: ``$HW_SEARCH_CACHE``, else ``$XDG_CACHE_HOME`` or ``~/.cache``, then
+    ``hw-compress-search/host``."""
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        return Path(root) / HOST
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hw-compress-search" / HOST
+
+
+def profile_path(machine: dict[str, str] | None = None) -> Path:
+    """The cached host profile of ``machine`` (default: this one)."""
+    machine = machine or this_machine()
+    key = hashlib.sha256(json.dumps(machine, sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir() / f"host-{key}.yaml"
+
+
+def build_command() -> str:
+    """The command that builds this machine's host profile, and what it costs."""
+    return "`search calibrate --hw host` (about 8 minutes on 2 cores)"
+
+
+def load_host_profile() -> Profile:
+    """This machine's host profile.
+
+    Raises:
+        UserError: none was built on this machine (or the cached file describes another one): names the command.
+    """
+    from hw_profiles import load_profile_file
+
+    machine = this_machine()
+    path = profile_path(machine)
+    if not path.is_file():
+        raise UserError(f"no host profile for this machine, {describe(machine)}: build it with {build_command()}")
+    profile = load_profile_file(path)
+    if profile.machine != machine:
+        built = describe(profile.machine) if profile.machine else "an unknown machine"
+        raise UserError(f"host profile '{path}' was built on {built}, not this one: rebuild it with {build_command()}")
+    return profile
+
+
+def calibration_start() -> Profile:
+    """What ``search calibrate --hw host`` fits: this machine's host profile if it has one, else the template."""
+    from hw_profiles import load_profile_file
+
+    try:
+        return load_host_profile()
+    except UserError:
+        return load_profile_file(TEMPLATE)
