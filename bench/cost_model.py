@@ -7,9 +7,14 @@
     outside ../shared/calibration (docs/validation/published_checks.csv): prediction,
     publication, ratio, source; share within +-30%; whether each device keeps the published order.
 
-    python bench/cost_model.py                 # both parts
+(c) models: `search estimate --model M --hw host` against onnxruntime measured here for whole models at 224
+    (ResNet-18/50, MobileNetV2/V3, EfficientNet-Lite0, MnasNet) in each precision; share within +-15%.
+    MnasNet is one of the host calibration's architectures (calibration data, not a check): marked so.
+
+    python bench/cost_model.py                 # every part
     python bench/cost_model.py --part host --per-model 14 --rounds 5
     python bench/cost_model.py --part devices
+    python bench/cost_model.py --part models --precisions fp32,int8
 """
 
 from __future__ import annotations
@@ -96,6 +101,39 @@ def host_part(per_model: int, rounds: int, seed: int, input_size: int) -> None:
         f"measured / machine (slow spells divided out): "
         f"{_summary([100 * (p - m) / m for m, p in zip(corrected, predicted, strict=True)])}; "
         f"Spearman {spearman(corrected, predicted):.3f}"
+    )
+
+
+WHOLE_MODELS = ("resnet18", "resnet50", "mobilenetv2_100", "mobilenetv3_large_100", "efficientnet_lite0", "mnasnet_100")
+
+
+def models_part(models: list[str], precisions: list[str], rounds: int, input_size: int) -> None:
+    """Whole models as `search estimate --hw host` predicts them against onnxruntime measured here (1 thread)."""
+    from bench.common import host_line
+    from evaluators.estimate import estimate_model
+    from evaluators.onnx_runtime import measure_rounds
+    from hw_profiles import load_profile
+    from hw_profiles.host import describe
+    from search.candidates import CALIBRATION_MODELS
+    from search.model_graphs import input_dims, model_graph
+
+    profile, _, unit_name = load_profile("host")
+    built = describe(profile.machine) if profile.machine else "unknown"
+    print(f"(c) host profile v{profile.version} (built on {built}) vs onnxruntime on {host_line()}, 1 thread, {rounds} rounds")
+    rows = [(m, p, model_graph(m, p, input_size)) for m in models for p in precisions]
+    predicted = [estimate_model(graph, profile, unit_name, 1).latency_ms for _, _, graph in rows]
+    measured = measure_rounds([g.SerializeToString() for _, _, g in rows], [tuple(input_dims(g)) for _, _, g in rows], 1, rounds)
+    print(f"{'model':24s} {'prec':5s} {'measured ms':>12s} {'predicted ms':>13s} {'error %':>8s}")
+    checks = []
+    for (model, prec, _), m, p in zip(rows, measured, predicted, strict=True):
+        error = 100 * (p - m) / m
+        seen = model in CALIBRATION_MODELS
+        checks += [] if seen else [error]
+        print(f"{model:24s} {prec:5s} {m:12.2f} {p:13.2f} {error:+8.1f}{'  (calibration architecture)' if seen else ''}")
+    within = sum(abs(e) <= 15 for e in checks)
+    print(
+        f"architectures the calibration never saw: within +-15%: {within}/{len(checks)}; "
+        f"median |error| {statistics.median(abs(e) for e in checks):.1f}%; worst {max(checks, key=abs):+.1f}%"
     )
 
 
@@ -188,8 +226,11 @@ def device_part() -> None:
 
 def main() -> int:
     """Run the parts asked for."""
+    sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("host", "devices", "all"), default="all")
+    parser.add_argument("--part", choices=("host", "devices", "models", "all"), default="all")
+    parser.add_argument("--models", type=lambda s: s.split(","), default=list(WHOLE_MODELS), help="models: which")
+    parser.add_argument("--precisions", type=lambda s: s.split(","), default=["fp32", "int8"], help="models: which")
     parser.add_argument("--per-model", type=int, default=14, help="host: candidates per architecture (3 architectures)")
     parser.add_argument("--rounds", type=int, default=5, help="host: interleaved measurement rounds")
     parser.add_argument("--seed", type=int, default=1, help="host: seed of the candidates (calibration uses 0)")
@@ -199,6 +240,8 @@ def main() -> int:
         host_part(args.per_model, args.rounds, args.seed, args.input_size)
     if args.part in ("devices", "all"):
         device_part()
+    if args.part in ("models", "all"):
+        models_part(args.models, args.precisions, args.rounds, args.input_size)
     return 0
 
 

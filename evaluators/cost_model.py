@@ -17,7 +17,7 @@ byte, plus busy power x time.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import cast, get_args
 
 from core.errors import UserError
@@ -49,6 +49,17 @@ class LayerCost:
     ms: float
     mj: float
     unit: str = ""
+    fp32_ms: float | None = None  # a compute op in another precision: its predicted ms in FP32 on the same unit
+
+
+@dataclass(frozen=True)
+class SlowerLayer:
+    """A layer predicted slower in its precision (its input conversions included) than in FP32 on the same unit."""
+
+    name: str
+    precision: str
+    ms: float
+    fp32_ms: float
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,19 @@ class Estimate:
         data = asdict(self)
         data.pop("layers")
         return data
+
+    def slower_than_fp32(self) -> list[SlowerLayer]:
+        """Layers whose precision is predicted to cost more than FP32 would on this unit (their input conversions
+        included): e.g. INT8 on a CPU without fast INT8 dot products."""
+        converts: dict[str, float] = {}
+        for row in self.layers:
+            if row.op_type == "Convert" and row.name.endswith("/input"):
+                converts[row.name.removesuffix("/input")] = converts.get(row.name.removesuffix("/input"), 0.0) + row.ms
+        return [
+            SlowerLayer(row.name, row.precision, row.ms + converts.get(row.name, 0.0), row.fp32_ms)
+            for row in self.layers
+            if row.fp32_ms is not None and row.ms + converts.get(row.name, 0.0) > row.fp32_ms
+        ]
 
 
 @dataclass(frozen=True)
@@ -130,7 +154,7 @@ class CostModel:
                     rows.append(self._convert(f"{op.name}/input", source, here, elems))
             if here.fused:
                 continue
-            rows.append(self._op_cost(op, here))
+            rows.append(self._with_fp32(op, here, self._op_cost(op, here)))
             crosses = (here.precision, here.unit) != (outside.precision, outside.unit)
             if i in graph.output_ops and crosses and not self._explicit(graph, here, outside):
                 rows.append(self._convert(f"{op.name}/output", here, outside, op.output_elems))
@@ -142,6 +166,14 @@ class CostModel:
             size_bytes=graph.size_bytes,
             layers=tuple(rows),
         )
+
+    def _with_fp32(self, op: Op, where: Placement, row: LayerCost) -> LayerCost:
+        """``row`` of a compute op in another precision, with what the op would cost in FP32 on the same unit."""
+        if op.kind not in COMPUTE_KINDS or where.precision == REFERENCE or REFERENCE not in self.units[where.unit].precisions:
+            return row
+        widen = element_bytes(REFERENCE) / element_bytes(op.storage) if op.storage else 1.0
+        as_fp32 = replace(op, work_weight_bytes=round(op.work_weight_bytes * widen))
+        return replace(row, fp32_ms=self._op_cost(as_fp32, replace(where, precision=REFERENCE)).ms)
 
     @staticmethod
     def _explicit(graph: Graph, source: Placement, target: Placement) -> bool:
@@ -210,8 +242,11 @@ class CostModel:
         if op.kind == "reshape" or op.op_type in unit.free_ops:
             return LayerCost(op.name, op.op_type, op.kind, precision, op.shape, 0, 0, "free", 0.0, 0.0, where.unit)
         nbytes = round((op.input_elems + op.output_elems) * element_bytes(precision)) + op.work_weight_bytes
-        if op.kind in COMPUTE_KINDS:
-            kind = cast(ComputeKind, op.kind)
+        kind = op.kind
+        if op.winograd_shape and unit.winograd is not None and unit.winograd.takes(op.channels, op.shape):
+            kind = "winograd"
+        if kind in COMPUTE_KINDS:
+            kind = cast(ComputeKind, kind)
             channels = op.channels[1:] if kind in ("depthwise", "grouped") else op.channels  # per-group inputs are few
             efficiency = unit.efficiency(precision, kind) * unit.alignment_factor(precision, channels)
             vector_rate = unit.vector_gops[precision].value * unit.vector_efficiency("epilogue") * 1e9
@@ -235,7 +270,7 @@ class CostModel:
             + unit.energy.static_w.value * seconds
         )
         return LayerCost(
-            op.name, op.op_type, op.kind, precision, op.shape, op.macs, nbytes, bound, seconds * 1e3, energy_j * 1e3, where.unit
+            op.name, op.op_type, kind, precision, op.shape, op.macs, nbytes, bound, seconds * 1e3, energy_j * 1e3, where.unit
         )
 
     def _convert(self, name: str, source: Placement, target: Placement, elems: int) -> LayerCost:

@@ -40,6 +40,7 @@ from evaluators.graph_core import (
     conv_macs,
     dtype_precision,
     gemm_depth,
+    is_winograd_shape,
     value_types,
     vector_op,
 )
@@ -174,12 +175,14 @@ class _Reader:
             macs = conv_macs(out_elems, dims)
             channels = (int(dims[1]), int(dims[0]))
             kind = conv_kind(attribute(node, "group", 1), dims)
+            winograd = is_winograd_shape(node, dims)
         else:
             a_shape = self.shape.get(node.input[0], (1,))
             depth = gemm_depth(a_shape, attribute(node, "transA", 0))
             macs = out_elems * depth
             channels = (int(depth), int(out_shape[-1]) if out_shape else 0)
             kind = "gemm"
+            winograd = False
             dims, storage = weight if weight else ((), "fp32")
         bias = self._weight(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         activations_int8 = all(t in self.via_dq for t in data)
@@ -194,4 +197,5 @@ class _Reader:
             in_elems=in_elems,
             out_shape=out_shape,
             channels=channels,
+            winograd_shape=winograd,
         )

@@ -117,6 +117,7 @@ class Op:
     storage: str = ""  # precision the model stores the op's weights in ("" without weights)
     work_macs: int = 0
     work_weight_bytes: int = 0
+    winograd_shape: bool = False  # a 3x3, stride-1, undilated, ungrouped conv: what Winograd kernels take
 
     def __post_init__(self) -> None:
         self.work_macs = self.work_macs or self.macs
@@ -176,6 +177,17 @@ def conv_kind(group: int, weight_dims: Shape) -> str:
     return "depthwise" if weight_dims[1] == 1 else "grouped"
 
 
+def is_winograd_shape(node: onnx.NodeProto, weight_dims: Shape) -> bool:
+    """Whether a Conv is 3x3, stride 1, dilation 1 and ungrouped: the only shape F(4x4, 3x3) Winograd kernels take."""
+    ones = [1] * (len(weight_dims) - 2)
+    return (
+        attribute(node, "group", 1) == 1
+        and tuple(weight_dims[2:]) == (3, 3)
+        and list(attribute(node, "strides", ones)) == ones
+        and list(attribute(node, "dilations", ones)) == ones
+    )
+
+
 def conv_macs(out_elems: int, weight_dims: Shape) -> int:
     """Multiply-accumulates of a convolution: each output reads (input channels per group x kernel taps) inputs."""
     return out_elems * int(weight_dims[1]) * math.prod(weight_dims[2:])
@@ -200,6 +212,7 @@ def compute_op(
     channels: tuple[int, int],
     work_macs: int = 0,
     work_weight_bytes: int = 0,
+    winograd_shape: bool = False,
 ) -> Op:
     """A conv or linear op: the model's MACs, parameters (biases included) and bytes stored in ``storage``."""
     return Op(
@@ -217,6 +230,7 @@ def compute_op(
         storage=storage if weights or biases else "",
         work_macs=work_macs,
         work_weight_bytes=work_weight_bytes,
+        winograd_shape=winograd_shape,
     )
 
 

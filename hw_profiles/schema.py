@@ -20,7 +20,7 @@ Precision = Annotated[str, AfterValidator(_registered)]
 # Op kinds the cost model distinguishes for compute-bound work (see evaluators.graph). "im2col" is a dense
 # conv run by a runtime's generic im2col + GEMM path instead of its specialised kernels (onnxruntime's
 # non-NCHWc FP32 convs); a unit that does not list it costs such convs as "conv".
-ComputeKind = Literal["conv", "pointwise", "depthwise", "grouped", "gemm", "im2col"]
+ComputeKind = Literal["conv", "pointwise", "depthwise", "grouped", "gemm", "im2col", "winograd"]
 CORE_KINDS = ("conv", "pointwise", "depthwise", "grouped", "gemm")
 # Kinds of the ops that are not MACs (see evaluators.graph.KIND): their rate is vector_gops x this efficiency.
 # "epilogue" is the per-output work of a compute op (bias, activation, requantization, store).
@@ -90,6 +90,7 @@ class Unit(_Strict):
     # "device": the QDQ graph as a device runtime runs it (Q/DQ/Cast mark precisions);
     # "onnxruntime": the graph onnxruntime executes after its own optimizations (see evaluators.runtime_graph).
     graph: Literal["device", "onnxruntime"] = "device"
+    winograd: Winograd | None = None  # None: the runtime runs no Winograd convolutions
     energy: Energy
 
     def efficiency(self, precision: Precision, kind: ComputeKind) -> float:
@@ -148,6 +149,23 @@ class Unit(_Strict):
         return self
 
 
+class Winograd(_Strict):
+    """Which convolutions a runtime runs as F(4x4, 3x3) Winograd (at ``kind_efficiency.winograd``): the 3x3,
+    stride-1, undilated, ungrouped ones with at least these channels and 4x4 output tiles; ``source`` cites the
+    runtime's rule."""
+
+    min_in_channels: int = Field(ge=0)
+    min_out_channels: int = Field(ge=0)
+    min_tiles: int = Field(ge=0)
+    source: str
+
+    def takes(self, channels: tuple[int, int], out_shape: tuple[int, ...]) -> bool:
+        """Whether a Winograd-shaped conv with (input, output) ``channels`` writing ``out_shape`` (N, C, H, W) runs so."""
+        height, width = (out_shape[-2], out_shape[-1]) if len(out_shape) >= 4 else (1, 1)
+        tiles = -(-height // 4) * -(-width // 4)
+        return channels[0] >= self.min_in_channels and channels[1] >= self.min_out_channels and tiles >= self.min_tiles
+
+
 class Profile(_Strict):
     """A device: its compute units and the sources every number cites."""
 
@@ -167,6 +185,8 @@ class Profile(_Strict):
             for path, item in _sourced_items(unit):
                 if item.source not in self.sources:
                     raise ValueError(f"units.{unit_name}.{path} cites source '{item.source}', which is not in sources")
+            if unit.winograd is not None and unit.winograd.source not in self.sources:
+                raise ValueError(f"units.{unit_name}.winograd cites source '{unit.winograd.source}', which is not in sources")
             if unit.fallback is not None and unit.fallback not in self.units:
                 raise ValueError(f"units.{unit_name}.fallback '{unit.fallback}' is not one of the units")
             if unit.fallback == unit_name:
@@ -180,7 +200,8 @@ class Profile(_Strict):
 
     def cited_sources(self) -> set[str]:
         """The keys of ``sources`` that some number of some unit cites."""
-        return {item.source for unit in self.units.values() for _, item in _sourced_items(unit)}
+        numbers = {item.source for unit in self.units.values() for _, item in _sourced_items(unit)}
+        return numbers | {unit.winograd.source for unit in self.units.values() if unit.winograd is not None}
 
 
 def _sourced_items(model: BaseModel, prefix: str = ""):

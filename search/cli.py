@@ -159,6 +159,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             "input_size": input_dims(graph)[2],
             "fallback_unit": unit.fallback if on_fallback else None,
             **estimate.summary(),
+            "slower_than_fp32": [vars(layer) for layer in estimate.slower_than_fp32()],
         }
         if args.by_layer:
             data["layers"] = [vars(row) | {"shape": list(row.shape)} for row in estimate.layers]

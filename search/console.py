@@ -60,8 +60,8 @@ def print_estimate(console: Console, estimate: Estimate, title: str, by_layer: b
 
     if by_layer:
         table = Table(title=title)
-        for column in ("layer", "op", "kind", "precision", "shape", "MACs", "bytes", "bound", "ms", "mJ"):
-            table.add_column(column, justify="right" if column in ("MACs", "bytes", "ms", "mJ") else "left")
+        for column in ("layer", "op", "kind", "precision", "shape", "MACs", "bytes", "bound", "ms", "mJ", "fp32 ms"):
+            table.add_column(column, justify="right" if column in ("MACs", "bytes", "ms", "mJ", "fp32 ms") else "left")
         for row in estimate.layers:
             table.add_row(
                 row.name,
@@ -74,12 +74,26 @@ def print_estimate(console: Console, estimate: Estimate, title: str, by_layer: b
                 row.bound,
                 f"{row.ms:.4f}",
                 f"{row.mj:.4f}",
+                "" if row.fp32_ms is None else f"{row.fp32_ms:.4f}",
             )
         console.print(table)
     console.print(
         f"{title}: latency {estimate.latency_ms:.3f} ms, energy {estimate.energy_mj:.3f} mJ, "
         f"{estimate.params:,} parameters, {estimate.macs / 1e6:.1f} M MACs, {estimate.size_bytes / 1024:.1f} KB"
     )
+    slower = slower_than_fp32_line(estimate)
+    if slower:
+        console.print(slower)
+
+
+def slower_than_fp32_line(estimate: Estimate, limit: int = 8) -> str:
+    """``N layers predicted slower than in FP32 on this unit: a (int8 0.120 vs 0.090 ms), ...`` or ``""``."""
+    slower = estimate.slower_than_fp32()
+    if not slower:
+        return ""
+    shown = ", ".join(f"{s.name} ({s.precision} {s.ms:.3f} vs {s.fp32_ms:.3f} ms)" for s in slower[:limit])
+    more = f" and {len(slower) - limit} more" if len(slower) > limit else ""
+    return f"{len(slower)} layers predicted slower than in FP32 on this unit (input conversions included): {shown}{more}"
 
 
 def print_fits(console: Console, fits: dict[str, FitResult]) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
 from core.metrics import METRICS
+from search.console import slower_than_fp32_line
 from search.front import front_records
 from search.records import TrialRecord, uncompressed
 
@@ -181,6 +182,9 @@ def model_card(study: optuna.Study, trial: TrialRecord, source: dict[str, Any]) 
             "",
         ]
     lines += layer_table(trial.plan["layers"], estimate)
+    slower = slower_than_fp32_line(estimate)
+    if slower:
+        lines += ["", slower.replace("on this unit", f"on {source['hw']}") + "."]
     lines += ["", "## Reproduce", "", "```bash", reproduce_command(source), "```", ""]
     return "\n".join(lines)
 

@@ -124,3 +124,39 @@ def test_a_gpu_kernel_too_small_to_fill_its_lanes_runs_at_the_share_it_fills(pix
     half, quarter = conv_ms(2 * items), conv_ms(4 * items)
     assert half > full
     assert quarter - half == pytest.approx(2 * (half - full))  # compute time x 1 / share filled
+
+
+def test_winograd_only_for_the_3x3_stride_1_convs_the_gpu_delegate_runs_so():
+    """The TFLite GPU delegate runs F(4x4,3x3) Winograd for 3x3, stride-1, ungrouped convs with enough channels and
+    tiles (on Mali: 64 channels, 32 tiles); every other conv is a direct convolution. XNNPACK (the CPU) never does."""
+    profile, _, _ = load_profile("pixel7")
+    convs = {
+        "large": torch.nn.Conv2d(64, 64, 3, padding=1),  # 32x32 output: 64 tiles
+        "strided": torch.nn.Conv2d(64, 64, 3, stride=2, padding=1),
+        "narrow": torch.nn.Conv2d(64, 32, 3, padding=1),  # 32 output channels: too few on Mali
+        "wide_kernel": torch.nn.Conv2d(32, 64, 5, padding=2),
+    }
+    model = torch.nn.Sequential(convs["large"], convs["strided"], torch.nn.Upsample(scale_factor=2), convs["narrow"])
+    model = torch.nn.Sequential(model, convs["wide_kernel"]).eval()
+    graph = read_graph(export_onnx(model, 32, in_chans=64))
+    gpu = CostModel(profile.units["gpu"]).estimate(graph)
+    kinds = [row.kind for row in gpu.layers if row.op_type == "Conv"]
+    assert kinds == ["winograd", "conv", "conv", "conv"]
+    cpu = CostModel(profile.units["cpu"]).estimate(graph)
+    assert "winograd" not in {row.kind for row in cpu.layers}
+
+
+def test_a_precision_predicted_slower_than_fp32_is_named_per_layer(pixel7_cpu, tiny_cnn):
+    """On a unit whose INT8 kernels are slow (INT8 at a tenth of the FP32 rate), every INT8 layer is named as slower
+    than it would be in FP32; on pixel7's CPU (fast INT8 dot products) none is."""
+    from evaluators.calibration import with_values
+
+    _, _, int8 = _graphs(tiny_cnn, 32)
+    graph = read_graph(int8)
+    assert CostModel(pixel7_cpu).estimate(graph).slower_than_fp32() == []
+    slow_int8 = with_values(pixel7_cpu, {"gmacs.int8": pixel7_cpu.gmacs["fp32"].value / 10}, "test")
+    estimate = CostModel(slow_int8).estimate(graph)
+    slower = estimate.slower_than_fp32()
+    int8_layers = {row.name for row in estimate.layers if row.precision == "int8" and row.op_type == "Conv"}
+    assert int8_layers and int8_layers <= {s.name for s in slower}
+    assert all(s.precision == "int8" and s.ms > s.fp32_ms > 0 for s in slower)

@@ -5,7 +5,7 @@ import json
 
 import yaml
 
-from hw_profiles import load_profile_file
+from hw_profiles import PROFILE_DIR, load_profile_file
 from tests.search.test_cli import run_cli
 
 
@@ -175,3 +175,19 @@ def test_calibrate_bad_measurements(tmp_path):
     assert spreadsheet.returncode == 0, spreadsheet.stderr  # a byte-order mark and spaces after commas are read
     device = run_cli("calibrate", "--hw", "pixel7", "--out", str(tmp_path / "out.yaml"))
     assert device.returncode == 2 and "pass --measurements" in device.stderr
+
+
+def test_estimate_names_the_layers_predicted_slower_than_fp32(tmp_path):
+    """A unit whose INT8 runs at a tenth of its FP32 rate: `search estimate` says which layers lose, in text and JSON."""
+    data = yaml.safe_load((PROFILE_DIR / "pixel7.yaml").read_text())
+    data["units"]["cpu"]["gmacs"]["int8"]["value"] = data["units"]["cpu"]["gmacs"]["fp32"]["value"] / 10
+    path = tmp_path / "slow-int8.yaml"
+    path.write_text(yaml.safe_dump(data))
+    args = ["estimate", "--hw", str(path), "--model", "small_cnn", "--input-size", "32", "--precision", "int8"]
+    text = run_cli(*args)
+    assert text.returncode == 0, text.stderr
+    assert "layers predicted slower than in FP32 on this unit" in text.stdout.replace("\n", " ")
+    slower = json.loads(run_cli(*args, "--json").stdout)["slower_than_fp32"]
+    assert slower and all(layer["precision"] == "int8" and layer["ms"] > layer["fp32_ms"] for layer in slower)
+    fast = json.loads(run_cli("estimate", "--hw", "pixel7", "--model", "small_cnn", "--input-size", "32", "--json").stdout)
+    assert fast["slower_than_fp32"] == []
