@@ -95,6 +95,29 @@ def read_measurements(path: str | Path, profile: Profile) -> list[Measurement]:
     return rows
 
 
+def merge_duplicates(rows: list[Measurement]) -> list[Measurement]:
+    """One row per (model, precision, unit, threads, input size): repeated rows are one point of evidence, their
+    latency the geometric mean."""
+    import math
+
+    groups: dict[tuple[str, str, str, int, int], list[Measurement]] = {}
+    for row in rows:
+        groups.setdefault((row.model, row.precision, row.unit, row.threads, row.input_size), []).append(row)
+    return [
+        replace(group[0], latency_ms=math.exp(sum(math.log(r.latency_ms) for r in group) / len(group)))
+        for group in groups.values()
+    ]
+
+
+def check_determined(unit_name: str, params: list[str], rows: int) -> None:
+    """Refuse a fit with as many unknowns as distinct rows: it would match them exactly and prove nothing."""
+    if len(params) >= rows:
+        raise UserError(
+            f"{unit_name}: {len(params)} parameter(s) ({', '.join(params)}) from {rows} distinct row(s) would fit them "
+            "exactly and prove nothing: measure more rows or pass fewer --params"
+        )
+
+
 def samples_for(rows: list[Measurement], profile: Profile, log: Callable[[str], None]) -> dict[str, list[Sample]]:
     """Samples per unit: each row's model exported at its precision and input size, read for that unit."""
     from evaluators.calibration import Sample
@@ -109,11 +132,11 @@ def samples_for(rows: list[Measurement], profile: Profile, log: Callable[[str], 
     return out
 
 
-def default_params(profile: Profile, unit_name: str, samples: list[Sample], rows: list[Measurement]) -> list[str]:
-    """What a few rows can determine: the MAC rate of each measured precision, then overhead, then thread scaling."""
+def default_params(profile: Profile, unit_name: str, count: int, rows: list[Measurement]) -> list[str]:
+    """What ``count`` rows can determine: the MAC rate of each measured precision, then overhead, then thread scaling."""
     unit_rows = [r for r in rows if r.unit == unit_name]
     params = [f"gmacs.{p}" for p in dict.fromkeys(r.precision for r in unit_rows)]
-    if len(samples) > len(params) + 1:
+    if count > len(params) + 1:
         params.append("overhead_us")
     if len({r.threads for r in unit_rows}) > 1 and profile.units[unit_name].thread_efficiency is not None:
         params.append("thread_efficiency")
@@ -153,13 +176,16 @@ def calibrate_from_measurements(
             check_params(params)
         except ValueError as exc:
             raise UserError(f"--params: {exc}") from None
-    rows = [replace(r, latency_ms=r.latency_ms * latency_scale) for r in read_measurements(path, profile)]
+    rows = merge_duplicates([replace(r, latency_ms=r.latency_ms * latency_scale) for r in read_measurements(path, profile)])
+    for unit_name in dict.fromkeys(r.unit for r in rows):
+        count = sum(r.unit == unit_name for r in rows)
+        check_determined(unit_name, params or default_params(profile, unit_name, count, rows), count)
     by_unit = samples_for(rows, profile, log)
     scaled = f" --latency-scale {latency_scale:g}" if latency_scale != 1.0 else ""
     results = {}
     for unit_name, samples in by_unit.items():
         unit = profile.units[unit_name]
-        chosen = params or default_params(profile, unit_name, samples, rows)
+        chosen = params or default_params(profile, unit_name, len(samples), rows)
         key = source_key(profile, unit_name)
         fitted = fit(unit, samples, chosen, key, fallback=profile.fallback_of(unit_name))
         result = tie_unmeasured_precisions(fitted, unit, chosen, key)

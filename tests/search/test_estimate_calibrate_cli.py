@@ -155,6 +155,10 @@ def test_calibrate_bad_measurements(tmp_path):
             "model,precision,unit,threads,input_size,latency_ms\nsmall_cnn,fp32,cpu,1,32,1\nsmal_cnn,fp32,cpu,1,32,1\n",
             "line 3: unknown model 'smal_cnn'",
         ),
+        "dup.csv": (  # the same measurement twice is one row of evidence: one unknown from one row proves nothing
+            "model,precision,unit,threads,input_size,latency_ms\nsmall_cnn,fp32,cpu,1,32,1.0\nsmall_cnn,fp32,cpu,1,32,1.1\n",
+            "cpu: 1 parameter(s) (gmacs.fp32) from 1 distinct row(s) would fit them exactly and prove nothing",
+        ),
     }
     for name, (text, message) in cases.items():
         path = tmp_path / name
@@ -164,7 +168,10 @@ def test_calibrate_bad_measurements(tmp_path):
         assert result.returncode == 2 and message in result.stderr, (name, result.stderr)
         assert not (tmp_path / "out.yaml").exists()
     good = tmp_path / "good.csv"
-    good.write_text("\ufeffmodel, precision, unit, threads, input_size, latency_ms\nsmall_cnn, fp32, cpu, 1, 32, 1.0\n")
+    good.write_text(
+        "\ufeffmodel, precision, unit, threads, input_size, latency_ms\nsmall_cnn, fp32, cpu, 1, 32, 1.0\n"
+        "small_cnn, fp32, cpu, 1, 64, 3.0\n"
+    )
     for args, message in [
         (["--params", "gmacs.fp99", "--out", str(tmp_path / "p.yaml")], "--params: cannot fit gmacs.fp99"),
         (["--out", str(tmp_path)], "is a folder"),
