@@ -91,6 +91,7 @@ class Unit(_Strict):
     # "onnxruntime": the graph onnxruntime executes after its own optimizations (see evaluators.runtime_graph).
     graph: Literal["device", "onnxruntime"] = "device"
     winograd: Winograd | None = None  # None: the runtime runs no Winograd convolutions
+    latency_band: Band | None = None  # None: no out-of-sample check of this unit's latency
     energy: Energy
 
     def efficiency(self, precision: Precision, kind: ComputeKind) -> float:
@@ -149,6 +150,27 @@ class Unit(_Strict):
         return self
 
 
+class Band(_Strict):
+    """How far published latencies fall from this unit's predictions on rows it was not fitted on: the true
+    latency lies in [prediction x low, prediction x high] for ``level`` of them (``bench/holdout.py``)."""
+
+    low: float = Field(gt=0)
+    high: float = Field(gt=0)
+    level: float = Field(gt=0, lt=1)
+    rows: int = Field(ge=1)
+    pooled: bool = False  # True: from every unit's rows (this unit had too few of its own)
+    source: str
+
+    def around(self, value: float) -> tuple[float, float]:
+        """The band around a predicted ``value``."""
+        return value * self.low, value * self.high
+
+    def describe(self) -> str:
+        """``80% band from 12 out-of-sample rows`` (``pooled from other units`` where so)."""
+        whose = "of every unit (pooled: this unit has too few)" if self.pooled else "of this unit"
+        return f"{self.level:.0%} band from {self.rows} out-of-sample rows {whose}"
+
+
 class Winograd(_Strict):
     """Which convolutions a runtime runs as F(4x4, 3x3) Winograd (at ``kind_efficiency.winograd``): the 3x3,
     stride-1, undilated, ungrouped ones with at least these channels and 4x4 output tiles; ``source`` cites the
@@ -185,8 +207,9 @@ class Profile(_Strict):
             for path, item in _sourced_items(unit):
                 if item.source not in self.sources:
                     raise ValueError(f"units.{unit_name}.{path} cites source '{item.source}', which is not in sources")
-            if unit.winograd is not None and unit.winograd.source not in self.sources:
-                raise ValueError(f"units.{unit_name}.winograd cites source '{unit.winograd.source}', which is not in sources")
+            for field, cited in (("winograd", unit.winograd), ("latency_band", unit.latency_band)):
+                if cited is not None and cited.source not in self.sources:
+                    raise ValueError(f"units.{unit_name}.{field} cites source '{cited.source}', which is not in sources")
             if unit.fallback is not None and unit.fallback not in self.units:
                 raise ValueError(f"units.{unit_name}.fallback '{unit.fallback}' is not one of the units")
             if unit.fallback == unit_name:
@@ -201,7 +224,8 @@ class Profile(_Strict):
     def cited_sources(self) -> set[str]:
         """The keys of ``sources`` that some number of some unit cites."""
         numbers = {item.source for unit in self.units.values() for _, item in _sourced_items(unit)}
-        return numbers | {unit.winograd.source for unit in self.units.values() if unit.winograd is not None}
+        cited = [cite for unit in self.units.values() for cite in (unit.winograd, unit.latency_band) if cite is not None]
+        return numbers | {cite.source for cite in cited}
 
 
 def _sourced_items(model: BaseModel, prefix: str = ""):

@@ -159,6 +159,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             "input_size": input_dims(graph)[2],
             "fallback_unit": unit.fallback if on_fallback else None,
             **estimate.summary(),
+            "latency_band_ms": list(unit.latency_band.around(estimate.latency_ms)) if unit.latency_band else None,
+            "latency_band": unit.latency_band.describe() if unit.latency_band else "no out-of-sample check",
+            "energy_checked": False,
             "slower_than_fp32": [vars(layer) for layer in estimate.slower_than_fp32()],
         }
         if args.by_layer:
@@ -168,7 +171,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from search.console import print_estimate
 
     title = f"{args.model} on {hw} (v{profile.version}){fallback_note}"
-    print_estimate(_console(), estimate, title, args.by_layer)
+    print_estimate(_console(), estimate, title, args.by_layer, unit.latency_band)
     return 0
 
 

@@ -13,6 +13,18 @@ if TYPE_CHECKING:
 
     from evaluators.calibration import FitResult
     from evaluators.cost_model import Estimate
+    from hw_profiles.schema import Band
+
+
+def unit_band(hw: str) -> Band | None:
+    """The latency band of profile unit ``hw``, or None (no band, or the profile is not on this machine)."""
+    from core.errors import UserError
+    from hw_profiles import load_profile
+
+    try:
+        return load_profile(hw)[1].latency_band
+    except UserError:
+        return None
 
 
 def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str, Any]]:
@@ -20,7 +32,10 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
     from rich.table import Table
 
     rows = front_rows(study)
-    table = Table(title=f"Pareto front of '{study.study_name}' ({len(rows)} points; latency and energy predicted on {hw})")
+    band = unit_band(hw)
+    about = f"latency with its {band.level:.0%} band" if band else "latency (no band: no out-of-sample check)"
+    title = f"Pareto front of '{study.study_name}' ({len(rows)} points; {about} and energy (unchecked) predicted on {hw})"
+    table = Table(title=title)
     for column in (
         "trial",
         "test acc %",
@@ -43,7 +58,7 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
             "" if r["test_delta"] is None else f"{r['test_delta']:+.2f}",
             f"{r['size_kb']:.1f}",
             f"{r['macs_m']:.2f}",
-            f"{r['latency_ms']:.3f}",
+            f"{r['latency_ms']:.3f}" + ("" if band is None else " ({:.3f}-{:.3f})".format(*band.around(r["latency_ms"]))),
             f"{r['energy_mj']:.3f}",
             f"{r['host_ms']:.3f}",
             "" if r["speedup"] is None else f"{r['speedup']:.2f}x",
@@ -54,8 +69,16 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
     return rows
 
 
-def print_estimate(console: Console, estimate: Estimate, title: str, by_layer: bool) -> None:
-    """Print an estimate's totals and, with ``by_layer``, its per-layer table."""
+def latency_text(latency_ms: float, band: Band | None) -> str:
+    """``22.1 ms (80% band 18.0-31.9 ms)``, or the latency and ``no out-of-sample check`` without a band."""
+    if band is None:
+        return f"{latency_ms:.3f} ms (no out-of-sample check: no band)"
+    low, high = band.around(latency_ms)
+    return f"{latency_ms:.3f} ms ({band.level:.0%} band {low:.3f}-{high:.3f} ms)"
+
+
+def print_estimate(console: Console, estimate: Estimate, title: str, by_layer: bool, band: Band | None = None) -> None:
+    """Print an estimate's totals (the latency with its band) and, with ``by_layer``, its per-layer table."""
     from rich.table import Table
 
     if by_layer:
@@ -78,9 +101,11 @@ def print_estimate(console: Console, estimate: Estimate, title: str, by_layer: b
             )
         console.print(table)
     console.print(
-        f"{title}: latency {estimate.latency_ms:.3f} ms, energy {estimate.energy_mj:.3f} mJ, "
+        f"{title}: latency {latency_text(estimate.latency_ms, band)}, energy {estimate.energy_mj:.3f} mJ (unchecked), "
         f"{estimate.params:,} parameters, {estimate.macs / 1e6:.1f} M MACs, {estimate.size_bytes / 1024:.1f} KB"
     )
+    if band is not None:
+        console.print(f"band: {band.describe()}; energy: no published measurement checks it")
     slower = slower_than_fp32_line(estimate)
     if slower:
         console.print(slower)

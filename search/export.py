@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
 from core.metrics import METRICS
-from search.console import slower_than_fp32_line
+from search.console import slower_than_fp32_line, unit_band
 from search.front import front_records
 from search.records import TrialRecord, uncompressed
 
@@ -167,12 +167,17 @@ def model_card(study: optuna.Study, trial: TrialRecord, source: dict[str, Any]) 
         "| metric | this model | uncompressed |",
         "|---|---:|---:|",
     ]
+    band = unit_band(source["hw"])
     for metric in METRICS:
         key, scale, digits = metric.name, metric.scale, metric.digits
         ref = f"{reference.metrics[key] * scale:.{digits}f}" if reference and key in reference.metrics else ""
         ours = f"{m[key] * scale:.{digits}f}" if key in m else ""
         if not ours and key.startswith("test_"):
             ours = "not scored (held out: never a front candidate; `search run --test-every-trial` scores every trial)"
+        if ours and key == "latency_ms" and band is not None:
+            ours += " ({}: {:.4f}-{:.4f})".format(band.describe(), *band.around(m[key]))
+        if ours and key == "energy_mj":
+            ours += " (unchecked: no published energy measurement)"
         lines.append(f"| {metric.label} | {ours} | {ref} |")
     lines += ["", "## Layers", ""]
     if version_now != source["profile_version"]:

@@ -15,6 +15,10 @@ def test_estimate_json_and_by_layer(tmp_path):
     data = json.loads(result.stdout)
     assert {"latency_ms", "energy_mj", "params", "macs"} <= set(data)
     assert data["hw"] == "pixel7:gpu" and data["macs"] > 1e6 and data["layers"]
+    low, high = data["latency_band_ms"]  # from the profile's out-of-sample residuals; energy has none
+    assert low < data["latency_ms"] < high and "out-of-sample rows" in data["latency_band"] and not data["energy_checked"]
+    host = json.loads(run_cli("estimate", "--hw", "host", "--model", "small_cnn", "--input-size", "32", "--json").stdout)
+    assert host["latency_band_ms"] is None and host["latency_band"] == "no out-of-sample check"
     int8 = json.loads(
         run_cli(
             "estimate", "--hw", "pixel7", "--model", "small_cnn", "--input-size", "32", "--precision", "int8", "--json"

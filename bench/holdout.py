@@ -1,0 +1,360 @@
+"""Validate the device profiles on rows they were not fitted on (a script, not a test: quoted in docs/hardware.md).
+
+Every published row (docs/calibration/*.csv, the calibration sets, and docs/validation/published_checks.csv, the
+checks) is one piece of evidence on one device unit. Two protocols, per unit:
+
+- leave-one-source-out: for each publication, the unit's calibrated parameters (what `search calibrate` fits from
+  rows: each measured precision's MAC rate, then overhead, then thread scaling, fewer where the rows cannot
+  determine them) are fitted again on every other publication's rows, and that publication's rows are predicted;
+- leave-one-family-out: the same with architecture families (resnet, mobilenetv2, efficientnet...).
+
+Reported per unit: rows predicted out of sample, share within +-10% and +-30%, median |error|, Spearman, and the
+pairs of one publication's rows kept in the published order. Only the calibrated parameters are refitted: the
+priors (kernel efficiencies, bandwidths) were chosen by hand while looking at these rows in earlier work, so this
+protocol bounds the fit's optimism, not the priors' (docs/hardware.md says so). The log-ratio residuals are written
+to bench/out/holdout/residuals.csv for the prediction intervals.
+
+    python bench/holdout.py                      # both protocols
+    python bench/holdout.py --protocol source
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import re
+import statistics
+import sys
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.cost_model import ORDER_TOLERANCE, file_size_mismatch, spearman  # noqa: E402
+
+CALIBRATION = ROOT / "docs" / "calibration"
+CHECKS = ROOT / "docs" / "validation" / "published_checks.csv"
+NOT_OUT_OF_SAMPLE = "no other rows to refit on"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One published latency on one device unit, with where it comes from."""
+
+    device: str
+    unit: str
+    model: str
+    precision: str
+    threads: int
+    input_size: int
+    latency_ms: float
+    source: str  # the publication (first clause of the source text)
+    origin: str  # "calibration" or "check"
+    published_mb: str = ""
+
+    @property
+    def family(self) -> str:
+        """Architecture family: the model name without its variant (``mobilenetv2_100`` -> ``mobilenetv2``)."""
+        return re.sub(r"\d+$", "", self.model.split(":")[-1].split("_")[0]) or self.model
+
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        """What makes two rows the same measurement."""
+        return self.model, self.precision, self.threads, self.input_size
+
+
+def publication(source: str) -> str:
+    """The publication a source text names (its first clause)."""
+    return source.split(",")[0].split(" (")[0].strip()
+
+
+def read_rows() -> list[Row]:
+    """Every published row, calibration sets and checks."""
+    rows = []
+    for path in sorted(CALIBRATION.glob("*.csv")):
+        for r in csv.DictReader(path.open()):
+            rows.append(
+                Row(
+                    path.stem,
+                    r["unit"],
+                    r["model"],
+                    r["precision"],
+                    int(r["threads"]),
+                    int(r["input_size"]),
+                    float(r["latency_ms"]),
+                    publication(r.get("source", "")),
+                    "calibration",
+                )
+            )
+    for r in csv.DictReader(CHECKS.open()):
+        device, _, unit = r["hw"].partition(":")
+        rows.append(
+            Row(
+                device,
+                unit,
+                r["model"],
+                r["precision"],
+                int(r["threads"]),
+                int(r["input_size"]),
+                float(r["latency_ms"]),
+                publication(r["source"]),
+                "check",
+                r.get("published_mb", ""),
+            )
+        )
+    return rows
+
+
+def merged(rows: list[Row]) -> list[Row]:
+    """One row per measurement (geometric mean of repeats), as `search calibrate` merges them."""
+    groups: dict[tuple[str, str, int, int], list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.key, []).append(row)
+    out = []
+    for group in groups.values():
+        mean = math.exp(sum(math.log(r.latency_ms) for r in group) / len(group))
+        out.append(Row(**{**group[0].__dict__, "latency_ms": mean}))
+    return out
+
+
+def holdout_unit(device: str, unit_name: str, rows: list[Row], protocol: str, graphs: dict) -> list[tuple[Row, float, str]]:
+    """Each row of the unit predicted by the unit refitted without its publication (or family): (row, predicted,
+    the parameters fitted or why none could be)."""
+    from evaluators.calibration import Sample, fit, predict
+    from evaluators.estimate import graph_for_unit
+    from hw_profiles import load_profile
+    from search.calibrate import Measurement, default_params
+    from search.model_graphs import model_graph
+
+    profile, unit, _ = load_profile(f"{device}:{unit_name}")
+    fallback = profile.fallback_of(unit_name)
+
+    def sample(row: Row) -> Sample:
+        if (row.model, row.precision, row.input_size) not in graphs:
+            graphs[row.model, row.precision, row.input_size] = model_graph(row.model, row.precision, row.input_size)
+        graph = graph_for_unit(graphs[row.model, row.precision, row.input_size], unit)
+        return Sample(graph, row.latency_ms, row.threads, row.model)
+
+    group_of = (lambda r: r.source) if protocol == "source" else (lambda r: r.family)
+    out = []
+    for held in dict.fromkeys(group_of(r) for r in rows):
+        train = merged([r for r in rows if group_of(r) != held])
+        test = [r for r in rows if group_of(r) == held]
+        measurements = [Measurement(r.model, r.precision, unit_name, r.threads, r.input_size, r.latency_ms) for r in train]
+        wanted = default_params(profile, unit_name, len(train), measurements) if train else []
+        wanted = [p for p in wanted if p.split(".")[0] != "gmacs" or p.split(".")[1] in unit.precisions]
+        params = list(wanted)
+        while params and len(params) >= len(train):
+            params.pop()  # never as many unknowns as rows
+        if not params:  # the shipped calibrated values came from these very rows: no out-of-sample prediction
+            out += [(r, math.nan, NOT_OUT_OF_SAMPLE) for r in test]
+            continue
+        fitted = fit(unit, [sample(r) for r in train], params, "holdout", fallback=fallback).unit
+        note = ", ".join(params) + (" (the rest kept as shipped)" if params != wanted else "")
+        out += [(r, predict(fitted, sample(r), fallback), note) for r in test]
+    return out
+
+
+def pairs_in_order(results: list[tuple[Row, float, str]]) -> tuple[int, int]:
+    """Pairs of one publication's rows (same precision and threads, published more than 5% apart) predicted in the
+    published order, and all such pairs."""
+    groups: dict[tuple[str, str, int], list[tuple[Row, float]]] = {}
+    for row, predicted, _ in results:
+        groups.setdefault((row.source, row.precision, row.threads), []).append((row, predicted))
+    kept = total = 0
+    for items in groups.values():
+        for (a, pa), (b, pb) in combinations(items, 2):
+            if a.key == b.key or abs(a.latency_ms - b.latency_ms) <= ORDER_TOLERANCE * min(a.latency_ms, b.latency_ms):
+                continue
+            total += 1
+            kept += (pa < pb) == (a.latency_ms < b.latency_ms)
+    return kept, total
+
+
+def summary(unit: str, everything: list[tuple[Row, float, str]], fitted_on: str) -> dict[str, object]:
+    """One line of the table: statistics over the rows predicted out of sample."""
+    results = [item for item in everything if not math.isnan(item[1])]
+    if not results:
+        return {"unit": unit, "rows": 0, "not_out_of_sample": len(everything), "refitted": fitted_on}
+    ratios = [p / r.latency_ms for r, p, _ in results]
+    errors = [abs(x - 1) for x in ratios]
+    kept, total = pairs_in_order(results)
+    within_30 = sum(e <= 0.30 for e in errors)
+    rho = spearman([r.latency_ms for r, _, _ in results], [p for _, p, _ in results]) if len(results) >= 3 else float("nan")
+    return {
+        "unit": unit,
+        "rows": len(results),
+        "not_out_of_sample": len(everything) - len(results),
+        "publications": len({r.source for r, _, _ in results}),
+        "within_10": f"{sum(e <= 0.10 for e in errors)}/{len(errors)}",
+        "within_30": f"{within_30}/{len(errors)} ({100 * within_30 / len(errors):.0f}%)",
+        "median_abs_err_pct": round(100 * statistics.median(errors), 1),
+        "median_ratio": round(statistics.median(ratios), 2),
+        "spearman": "" if math.isnan(rho) else round(rho, 3),
+        "pairs_in_order": f"{kept}/{total}" if total else "",
+        "refitted": fitted_on,
+    }
+
+
+LEVEL = 0.8  # the band's nominal coverage
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (linear interpolation)."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def band_of(residuals: list[float]) -> tuple[float, float]:
+    """Multiplicative band [low, high] on a prediction from log(predicted / published) residuals: the middle ``LEVEL``."""
+    tail = (1 - LEVEL) / 2
+    return math.exp(-quantile(residuals, 1 - tail)), math.exp(-quantile(residuals, tail))
+
+
+def coverage(rows: list[dict[str, str]], pool: str) -> dict[str, tuple[int, int]]:
+    """Per unit: how many published rows fall inside a band built without their publication's residuals, the band
+    from every unit's residuals (``pool="all"``) or from the unit's own (``pool="unit"``)."""
+    out: dict[str, tuple[int, int]] = {}
+    for r in rows:
+        others = [x for x in rows if x["source"] != r["source"] and (pool == "all" or x["hw"] == r["hw"])]
+        hit = 0
+        if len(others) >= 2:
+            low, high = band_of([float(x["log_ratio"]) for x in others])
+            hit = float(r["predicted_ms"]) * low <= float(r["published_ms"]) <= float(r["predicted_ms"]) * high
+        covered, total = out.get(r["hw"], (0, 0))
+        out[r["hw"]] = (covered + hit, total + 1)
+    return out
+
+
+def bands(residuals: list[dict[str, str]]) -> tuple[list[dict[str, object]], tuple[float, float, int]]:
+    """The coverage per unit of bands built without each row's publication (pooled over every unit, and the unit's
+    own residuals alone), and the band written to the profiles: pooled over every unit."""
+    rows = [r for r in residuals if r["protocol"] == "source"]
+    pooled, own = coverage(rows, "all"), coverage(rows, "unit")
+
+    def share(pair: tuple[int, int]) -> str:
+        return f"{pair[0]}/{pair[1]} ({100 * pair[0] / pair[1]:.0f}%)"
+
+    table: list[dict[str, object]] = [
+        {"unit": hw, "rows": pooled[hw][1], "pooled band covers": share(pooled[hw]), "own-unit band covers": share(own[hw])}
+        for hw in sorted(pooled)
+    ]
+    total = (sum(v[0] for v in pooled.values()), sum(v[1] for v in pooled.values()))
+    total_own = (sum(v[0] for v in own.values()), sum(v[1] for v in own.values()))
+    table.append({"unit": "all", "rows": total[1], "pooled band covers": share(total), "own-unit band covers": share(total_own)})
+    low, high = band_of([float(x["log_ratio"]) for x in rows])
+    return table, (low, high, len(rows))
+
+
+def write_bands(band: tuple[float, float, int]) -> None:
+    """The pooled band into every device profile's units (a new version citing this benchmark)."""
+    import datetime
+
+    from hw_profiles import PROFILE_DIR, list_profiles, load_profile_file
+    from hw_profiles.schema import Band
+    from hw_profiles.writer import next_version, write_profile
+
+    key = f"holdout-{datetime.date.today().isoformat()}"
+    low, high, count = band
+    text = (
+        f"`python bench/holdout.py --bands-only --write-bands`: the middle {LEVEL:.0%} of log(predicted / published) over "
+        f"{count} rows of docs/calibration and docs/validation on every device unit, each predicted by its unit refitted "
+        "without its publication; pooled over units because no unit has enough rows of its own (docs/hardware.md)"
+    )
+    for name in list_profiles():
+        path = PROFILE_DIR / f"{name}.yaml"
+        if not path.is_file():
+            continue  # host: built per machine
+        profile = load_profile_file(path)
+        cited = Band(low=round(low, 3), high=round(high, 3), level=LEVEL, rows=count, pooled=True, source=key)
+        units = {unit_name: unit.model_copy(update={"latency_band": cited}) for unit_name, unit in profile.units.items()}
+        new = next_version(profile.model_copy(update={"units": units, "sources": {**profile.sources, key: text}}))
+        write_profile(type(profile).model_validate(new.model_dump()), path)
+        print(f"{name} v{new.version}: band {low:.2f}-{high:.2f} x prediction written")
+
+
+def main() -> int:
+    """Run the protocols, print the tables, write the residuals."""
+    from bench.common import markdown_table
+    from evaluators.estimate import estimate_model
+    from hw_profiles import load_profile
+    from search.model_graphs import model_graph
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--protocol", choices=("source", "family", "both"), default="both")
+    parser.add_argument("--out", type=Path, default=Path("bench/out/holdout"))
+    parser.add_argument("--bands-only", action="store_true", help="bands and their coverage from the residuals written")
+    parser.add_argument("--write-bands", action="store_true", help="also write each unit's band into its profile")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.bands_only:
+        with (args.out / "residuals.csv").open() as stream:
+            table, found = bands(list(csv.DictReader(stream)))
+        print(f"band written to profiles: {found[0]:.3f}-{found[1]:.3f} x prediction, from {found[2]} rows")
+        lines = markdown_table(f"prediction bands: nominal {LEVEL:.0%}, leave-one-publication-out residuals", table)
+        (args.out / "bands.md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        if args.write_bands:
+            write_bands(found)
+        return 0
+    rows = read_rows()
+    graphs: dict = {}
+    kept_rows: list[Row] = []
+    left_out: list[Row] = []
+    for row in rows:  # a publication whose model file cannot be our architecture is not evidence about it
+        params = 0
+        if row.published_mb:
+            key = (row.model, row.precision, row.input_size)
+            graphs.setdefault(key, model_graph(row.model, row.precision, row.input_size))
+            profile = load_profile(f"{row.device}:{row.unit}")[0]
+            params = estimate_model(graphs[key], profile, row.unit).params
+        mismatch = file_size_mismatch({"published_mb": row.published_mb, "precision": row.precision}, params)
+        (left_out if mismatch else kept_rows).append(row)
+    units = sorted({(r.device, r.unit) for r in kept_rows})
+    protocols = ["source", "family"] if args.protocol == "both" else [args.protocol]
+    residuals = []
+    for protocol in protocols:
+        table = []
+        for device, unit in units:
+            unit_rows = [r for r in kept_rows if (r.device, r.unit) == (device, unit)]
+            results = holdout_unit(device, unit, unit_rows, protocol, graphs)
+            notes = sorted({n for _, _, n in results})
+            table.append(summary(f"{device}:{unit}", results, "; ".join(notes)))
+            residuals += [
+                {
+                    "protocol": protocol,
+                    "hw": f"{device}:{unit}",
+                    "model": r.model,
+                    "precision": r.precision,
+                    "threads": r.threads,
+                    "input_size": r.input_size,
+                    "published_ms": r.latency_ms,
+                    "predicted_ms": round(p, 4),
+                    "log_ratio": round(math.log(p / r.latency_ms), 4),
+                    "source": r.source,
+                    "origin": r.origin,
+                }
+                for r, p, _ in results
+                if not math.isnan(p)
+            ]
+            print(table[-1], flush=True)
+        held = "publication (source)" if protocol == "source" else "architecture family"
+        lines = markdown_table(f"leave-one-{held}-out: every row predicted by its unit refitted without it", table)
+        (args.out / f"holdout-{protocol}.md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+    with (args.out / "residuals.csv").open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, list(residuals[0]))
+        writer.writeheader()
+        writer.writerows(residuals)
+    print(f"left out (the published model file is not the architecture): {len(left_out)} rows; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
