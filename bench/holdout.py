@@ -57,8 +57,9 @@ class Row:
 
     @property
     def family(self) -> str:
-        """Architecture family: the model name without its variant (``mobilenetv2_100`` -> ``mobilenetv2``)."""
-        return re.sub(r"\d+$", "", self.model.split(":")[-1].split("_")[0]) or self.model
+        """Architecture family: the model name without its size variant (``resnet50`` -> ``resnet``,
+        ``mobilenetv2_100`` -> ``mobilenetv2``: a version number stays)."""
+        return re.sub(r"(?<![vV])\d+$", "", self.model.split(":")[-1].split("_")[0]) or self.model
 
     @property
     def key(self) -> tuple[str, str, int, int]:
@@ -348,7 +349,11 @@ def main() -> int:
         lines = markdown_table(f"leave-one-{held}-out: every row predicted by its unit refitted without it", table)
         (args.out / f"holdout-{protocol}.md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
-    with (args.out / "residuals.csv").open("w", newline="") as stream:
+    path = args.out / "residuals.csv"
+    if path.is_file():  # keep the residuals of a protocol not run this time
+        with path.open() as stream:
+            residuals = [r for r in csv.DictReader(stream) if r["protocol"] not in protocols] + residuals
+    with path.open("w", newline="") as stream:
         writer = csv.DictWriter(stream, list(residuals[0]))
         writer.writeheader()
         writer.writerows(residuals)
