@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from hw_profiles.schema import Profile, Unit
 
 COLUMNS = ("model", "precision", "unit", "threads", "input_size", "latency_ms")
+AS_GIVEN = "as-given"  # precision of a measured ONNX file: its layers' own, not converted (search.shortlist)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,9 @@ def check_measurement(row: Measurement, profile: Profile) -> None:
     if row.unit not in profile.units:
         raise UserError(f"unit '{row.unit}' is not one of {profile.name}'s units ({', '.join(profile.units)})")
     unit = profile.units[row.unit]
-    if row.precision not in unit.precisions:
+    if row.precision == AS_GIVEN and not row.model.endswith(".onnx"):
+        raise UserError(f"precision {AS_GIVEN} is for an ONNX file measured as it is, not for model '{row.model}'")
+    if row.precision != AS_GIVEN and row.precision not in unit.precisions:
         raise UserError(f"unit '{row.unit}' does not run {row.precision}")
     if not 1 <= row.threads <= unit.max_threads:
         raise UserError(f"threads {row.threads}: unit '{row.unit}' runs 1 to {unit.max_threads}")
@@ -74,9 +77,12 @@ def read_measurements(path: str | Path, profile: Profile) -> list[Measurement]:
         rows = []
         for line, row in enumerate(reader, start=2):
             try:
+                model = row["model"].strip()
+                if model.endswith(".onnx") and not Path(model).is_absolute():
+                    model = str(path.parent / model)  # a graph next to the CSV (`search shortlist` writes it so)
                 rows.append(
                     Measurement(
-                        row["model"].strip(),
+                        model,
                         row["precision"].strip().lower(),
                         row["unit"].strip(),
                         int(row["threads"]),
@@ -127,7 +133,8 @@ def samples_for(rows: list[Measurement], profile: Profile, log: Callable[[str], 
     out: dict[str, list[Sample]] = {}
     for row in rows:
         log(f"  {row.model} {row.precision} {row.input_size}px on {row.unit} ({row.threads} thr): {row.latency_ms} ms")
-        graph = graph_for_unit(model_graph(row.model, row.precision, row.input_size), profile.units[row.unit])
+        precision = None if row.precision == AS_GIVEN else row.precision
+        graph = graph_for_unit(model_graph(row.model, precision, row.input_size), profile.units[row.unit])
         out.setdefault(row.unit, []).append(Sample(graph, row.latency_ms, row.threads, f"{row.model}/{row.precision}"))
     return out
 
@@ -135,7 +142,9 @@ def samples_for(rows: list[Measurement], profile: Profile, log: Callable[[str], 
 def default_params(profile: Profile, unit_name: str, count: int, rows: list[Measurement]) -> list[str]:
     """What ``count`` rows can determine: the MAC rate of each measured precision, then overhead, then thread scaling."""
     unit_rows = [r for r in rows if r.unit == unit_name]
-    params = [f"gmacs.{p}" for p in dict.fromkeys(r.precision for r in unit_rows)]
+    reference = profile.units[unit_name].precisions[0]  # graphs measured as given: one speed for the unit
+    params = [f"gmacs.{reference if p == AS_GIVEN else p}" for p in dict.fromkeys(r.precision for r in unit_rows)]
+    params = list(dict.fromkeys(params))
     if count > len(params) + 1:
         params.append("overhead_us")
     if len({r.threads for r in unit_rows}) > 1 and profile.units[unit_name].thread_efficiency is not None:

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from core.errors import UserError, check_at_least
@@ -205,9 +206,39 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         about = f"This machine, {describe(machine)}, running the ONNX graph in onnxruntime on the CPU"
         new = new.model_copy(update={"machine": machine, "description": about})
     out.parent.mkdir(parents=True, exist_ok=True)
+    study = _study_of(args) if args.study else None  # before writing: a wrong name leaves nothing half-done
     write_profile(new, out)
     print_fits(console, fits)
     console.print(f"wrote {profile.name} v{new.version} to {out}")
+    if study is not None:
+        rerank(study, args, str(out), f"{study.study_name}@{profile.name}-v{new.version}", console)
+    return 0
+
+
+def rerank(study: optuna.Study, args: argparse.Namespace, hw: str, name: str, console: Any) -> None:
+    """``study``'s trials re-priced on profile ``hw`` as study ``name``, and its front printed."""
+    from search.inspect_study import open_existing_storage
+    from search.rescore import rescore
+    from search.run import report_front
+
+    done = rescore(study, open_existing_storage(_storage_of(args)), hw, name, replace=True)
+    console.print(f"front of '{study.study_name}' re-ranked with the new profile: study '{name}'")
+    report_front(done.study, done.study.user_attrs["hw"], Path(args.run_dir), console)
+
+
+def cmd_shortlist(args: argparse.Namespace) -> int:
+    """search shortlist STUDY --out DIR: the front members worth measuring, with the scripts that measure them."""
+    from search.shortlist import MEASURED, write_shortlist
+
+    check_at_least("--count", args.count, 1)
+    study = _study_of(args)
+    chosen = write_shortlist(study, args.count, Path(args.out))
+    hw = study.user_attrs["hw"]
+    print(
+        f"wrote {len(chosen)} graphs (trials {', '.join(str(m.number) for m in chosen)}) to {args.out}: run "
+        f"measure_android.sh (phone over adb) or `python measure_here.py`, then `search calibrate --hw "
+        f"{hw.partition(':')[0]} --measured {Path(args.out) / MEASURED} --study {study.study_name}`"
+    )
     return 0
 
 
@@ -224,7 +255,6 @@ def _print_frame(frame: Any, title: str, output: str) -> None:
 
 
 def _storage_of(args: argparse.Namespace) -> str:
-    from pathlib import Path
 
     from search.study import default_storage
 
@@ -268,7 +298,6 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """search report STUDY --out FILE.html: one self-contained HTML page (front, hypervolume, per-layer plans, trials)."""
-    from pathlib import Path
 
     from search.html_report import write_report
 
@@ -281,7 +310,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """search export STUDY (--pareto | --trial N) --out DIR: plan, ONNX graph and model card per trial."""
-    from pathlib import Path
 
     from search.export import choose_trials, export_trials
 
@@ -294,7 +322,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_rescore(args: argparse.Namespace) -> int:
     """search rescore STUDY --hw H: the study's trials re-priced on another profile, as a new study with its front."""
-    from pathlib import Path
 
     from search.inspect_study import open_existing_storage
     from search.rescore import rescore
@@ -361,6 +388,11 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study-name", help="name of the new study (default: STUDY@PROFILE-UNIT)")
     p.add_argument("--replace", action="store_true", help="write the new study again if it exists")
     p.set_defaults(func=cmd_rescore)
+    p = sub.add_parser("shortlist", help="the front members worth measuring on the device, with the scripts that measure them")
+    _add_study_args(p)
+    p.add_argument("--count", type=int, default=4, help="how many (the fastest first, then the least certain order)")
+    p.add_argument("--out", required=True, help="folder for the graphs, shortlist.csv and the measuring scripts")
+    p.set_defaults(func=cmd_shortlist)
     p = sub.add_parser("apply", help="rebuild a candidate from a plan.yaml and score it like its trial")
     p.add_argument("plan", help="plan.yaml written by `search export` or `search run`")
     p.add_argument("--model", required=True, help="the model the plan was made for (small_cnn, hl_cnn, timm name)")
@@ -600,7 +632,15 @@ def build_parser() -> argparse.ArgumentParser:
     est.set_defaults(func=cmd_estimate)
     cal = sub.add_parser("calibrate", help="fit a profile to measured latencies and write a new profile version")
     cal.add_argument("--hw", required=True, help="profile NAME; `host` measures this machine in onnxruntime")
-    cal.add_argument("--measurements", help="CSV with columns model, precision, unit, threads, input_size, latency_ms")
+    cal.add_argument(
+        "--measurements",
+        "--measured",
+        dest="measurements",
+        help="CSV with columns model, precision, unit, threads, input_size, latency_ms (`search shortlist` scripts write one)",
+    )
+    cal.add_argument("--study", help="re-rank this study's front with the new profile (a new study STUDY@PROFILE-vN)")
+    cal.add_argument("--storage", help="Optuna storage URL of --study (default: the run folder's SQLite file)")
+    cal.add_argument("--run-dir", default="runs", help="run folder whose studies.db holds --study")
     cal.add_argument(
         "--params", help="comma list of parameters to fit (default: MAC rates of the measured precisions, overhead, threads)"
     )

@@ -51,6 +51,7 @@ CASES = {
     "report": (["report", "s", "--storage", MISSING_DB, "--out", "TMP/r.html"], "no study database"),
     "export": (["export", "s", "--trial", "1", "--storage", MISSING_DB, "--out", "TMP/out"], "no study database"),
     "rescore": (["rescore", "s", "--hw", "rpi4", "--storage", MISSING_DB], "no study database"),
+    "shortlist": (["shortlist", "s", "--storage", MISSING_DB, "--out", "TMP/list"], "no study database"),
     "apply": (["apply", "TMP/missing.yaml", "--model", "small_cnn", "--out", "TMP/m.onnx"], "plan 'TMP/missing.yaml' not found"),
     "hw list": (["hw", "list", "--all"], "unrecognized arguments: --all"),
     "hw show": (["hw", "show", "pixel8"], "unknown hardware profile 'pixel8'"),
@@ -81,6 +82,7 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, args, message):
     _uncovered_onnx(tmp_path / "uncovered.onnx")
     (tmp_path / "rows.csv").write_text(
         f"model,precision,unit,threads,input_size,latency_ms\n{tmp_path / 'uncovered.onnx'},fp32,cpu,1,8,1.0\n"
+        f"{tmp_path / 'uncovered.onnx'},fp32,cpu,1,16,2.0\n"
     )
     args = [a.replace("TMP", str(tmp_path)) for a in args]
     result = run_cli(*args, cwd=tmp_path)
