@@ -292,7 +292,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     from search.inspect_study import pareto_table
 
     study = _study_of(args)
-    _print_frame(pareto_table(study), f"Pareto front of '{study.study_name}'", args.output)
+    _print_frame(pareto_table(study, args.robust), f"Pareto front of '{study.study_name}'", args.output)
     return 0
 
 
@@ -419,6 +419,12 @@ def _add_inspection(sub: argparse._SubParsersAction) -> None:
         out.add_argument("--csv", dest="output", action="store_const", const="csv", help="CSV on stdout")
         out.add_argument("--json", dest="output", action="store_const", const="json", help="JSON records on stdout")
         p.set_defaults(func=func, output="table")
+        if name == "pareto":
+            p.add_argument(
+                "--robust",
+                action="store_true",
+                help="add each member's latency band and the members whose bands overlap it (their order is uncertain)",
+            )
         if name == "show":
             p.add_argument("--sort", help="column to sort by (e.g. latency_ms, accuracy, size_kb)")
             p.add_argument("--descending", action="store_true", help="sort from the largest value")

@@ -111,8 +111,9 @@ def _row(r: TrialRecord, names: list[str], rerun: int | None, stages: bool = Fal
     return row
 
 
-def pareto_table(study: optuna.Study) -> pd.DataFrame:
-    """The feasible Pareto front with speed-up and size reduction against the uncompressed baseline."""
+def pareto_table(study: optuna.Study, robust: bool = False) -> pd.DataFrame:
+    """The feasible Pareto front with speed-up and size reduction against the uncompressed baseline; with ``robust``,
+    each member's latency band (the profile's) and the members whose bands overlap it."""
     table = trials_table(study)
     front = [t.number for t in pareto_front(study)]
     table = table[table["trial"].isin(front)].copy()
@@ -123,7 +124,28 @@ def pareto_table(study: optuna.Study) -> pd.DataFrame:
         size = {n: by_number[n].metric("size_bytes") for n in front}
         table["speedup"] = reference.metrics["latency_ms"] / table["trial"].map(latency)
         table["size_reduction"] = 1 - table["trial"].map(size) / reference.metrics["size_bytes"]
-    return table.set_index("trial").loc[front].reset_index()
+    table = table.set_index("trial").loc[front].reset_index()
+    if robust:
+        table = with_bands(table, study)
+    return table
+
+
+def with_bands(table: pd.DataFrame, study: optuna.Study) -> pd.DataFrame:
+    """``table`` (front rows) with the latency band of each member and the members whose bands overlap it."""
+    from search.console import unit_band
+    from search.front import front_records
+    from search.shortlist import overlapping
+
+    band = unit_band(study.user_attrs.get("hw", ""))
+    if band is None:
+        raise UserError(f"no latency band for {study.user_attrs.get('hw')}: its profile has no out-of-sample check")
+    members = front_records(study)
+    latency = {m.number: m.metrics["latency_ms"] for m in members}
+    table["band_low_ms"] = table["trial"].map(lambda n: band.around(latency[n])[0])
+    table["band_high_ms"] = table["trial"].map(lambda n: band.around(latency[n])[1])
+    overlaps = overlapping(members, band)
+    table["overlaps"] = table["trial"].map(lambda n: " ".join(str(m) for m in overlaps[n]))
+    return table
 
 
 def select(table: pd.DataFrame, state: str | None, sort: str | None, descending: bool) -> pd.DataFrame:

@@ -76,13 +76,18 @@ print("wrote", folder / "{measured}")
 '''
 
 
-def overlaps(members: list[TrialRecord], band: Band | None) -> dict[int, int]:
-    """For each front member (by trial number), how many other members' latency bands overlap its own."""
+def overlapping(members: list[TrialRecord], band: Band | None) -> dict[int, list[int]]:
+    """For each front member (by trial number), the other members whose latency bands overlap its own."""
     spans = {}
     for member in members:
         latency = member.metrics["latency_ms"]
         spans[member.number] = band.around(latency) if band else (latency, latency)
-    return {n: sum(1 for m, (lo, hi) in spans.items() if m != n and lo <= spans[n][1] and spans[n][0] <= hi) for n in spans}
+    return {n: [m for m, (lo, hi) in spans.items() if m != n and lo <= spans[n][1] and spans[n][0] <= hi] for n in spans}
+
+
+def overlaps(members: list[TrialRecord], band: Band | None) -> dict[int, int]:
+    """For each front member (by trial number), how many other members' latency bands overlap its own."""
+    return {n: len(others) for n, others in overlapping(members, band).items()}
 
 
 def pick(members: list[TrialRecord], band: Band | None, count: int) -> list[TrialRecord]:

@@ -298,6 +298,18 @@ def test_the_test_split_is_scored_for_every_front_member_and_recipe_only(run_dir
     assert all("test_top1" in t.user_attrs for t in other.best_trials)
 
 
+def test_pareto_robust_gives_each_members_band_and_the_members_it_overlaps(run_dir):
+    robust = run_cli("pareto", STUDY, "--run-dir", str(run_dir), "--robust", "--json")
+    assert robust.returncode == 0, robust.stderr
+    rows = json.loads(robust.stdout)
+    assert rows and all(r["band_low_ms"] < r["latency_ms"] < r["band_high_ms"] for r in rows)
+    for row in rows:  # overlap is symmetric and computed from the bands shown
+        for other in map(int, row["overlaps"].split()):
+            partner = next(r for r in rows if r["trial"] == other)
+            assert str(row["trial"]) in partner["overlaps"].split()
+            assert row["band_low_ms"] <= partner["band_high_ms"] and partner["band_low_ms"] <= row["band_high_ms"]
+
+
 def test_rescore_writes_a_new_study_and_refuses_to_overwrite_it(run_dir):
     storage = f"sqlite:///{run_dir / 'studies.db'}"
     first = run_cli("rescore", STUDY, "--hw", "jetson-nano", "--run-dir", str(run_dir))
