@@ -33,6 +33,7 @@ class Point:
 
     accuracy: float
     latency: float
+    recipe: bool = False  # an enqueued fixed recipe (the warm start), not a trial the sampler chose
 
 
 def hypervolume(points: list[Point], reference: Point) -> float:
@@ -60,7 +61,7 @@ def study_points(study: optuna.Study) -> list[Point | None]:
         if metrics.get("fail_reason") == INTERRUPTED:
             continue
         ok = trial.state == TrialState.COMPLETE and "val_top1" in metrics
-        out.append(Point(100 * metrics["val_top1"], metrics["latency_ms"]) if ok else None)
+        out.append(Point(100 * metrics["val_top1"], metrics["latency_ms"], bool(metrics.get("baseline"))) if ok else None)
     return out
 
 

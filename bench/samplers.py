@@ -98,6 +98,8 @@ def report(args: argparse.Namespace, results: dict[str, list[list[Point | None]]
             row[f"share@{n}"] = round(statistics.median(values) / target_base, 3) if values and target_base else ""
         full = [hypervolume([p for p in pts if p], reference) for pts in studies]
         row["hv@all"] = round(statistics.median(full), 4)
+        searched = [hypervolume([p for p in pts if p and not p.recipe], reference) for pts in studies]
+        row["hv@all_searched_only"] = "" if sampler == "recipes" else round(statistics.median(searched), 4)
         if target_base and sampler != "recipes":
             reached = [trials_to_reach(points, reference, TARGET_SHARE * target_base) for points in studies]
             row["trials_to_95pct"] = "/".join(str(r) if r else "-" for r in reached)
