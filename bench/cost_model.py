@@ -122,7 +122,8 @@ def models_part(models: list[str], precisions: list[str], rounds: int, input_siz
     print(f"(c) host profile v{profile.version} (built on {built}) vs onnxruntime on {host_line()}, 1 thread, {rounds} rounds")
     rows = [(m, p, model_graph(m, p, input_size)) for m in models for p in precisions]
     predicted = [estimate_model(graph, profile, unit_name, 1).latency_ms for _, _, graph in rows]
-    measured = measure_rounds([g.SerializeToString() for _, _, g in rows], [tuple(input_dims(g)) for _, _, g in rows], 1, rounds)
+    shapes = [tuple(d or 1 for d in input_dims(g)) for _, _, g in rows]  # a dynamic batch dimension: one image
+    measured = measure_rounds([g.SerializeToString() for _, _, g in rows], shapes, 1, rounds)
     print(f"{'model':24s} {'prec':5s} {'measured ms':>12s} {'predicted ms':>13s} {'error %':>8s}")
     checks = []
     for (model, prec, _), m, p in zip(rows, measured, predicted, strict=True):
