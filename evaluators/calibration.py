@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, get_args
 
 import numpy as np
@@ -52,6 +52,8 @@ class FitResult:
     params: dict[str, float]
     error_before: dict[str, float]
     error_after: dict[str, float]
+    pinned: tuple[str, ...] = ()  # parameters the fit left at a bound of their range: the rows did not determine them
+    spread: dict[str, tuple[float, float]] = field(default_factory=dict)  # leave-one-row-out range of each value
 
 
 def bounds(path: str) -> tuple[float, float]:
@@ -155,4 +157,15 @@ def fit(
     solution = least_squares(residuals, start, bounds=(low, high), method="trf", x_scale="jac", max_nfev=100 * len(params))
     values = dict(zip(params, np.exp(solution.x).tolist(), strict=True))
     fitted = with_values(unit, values, source)
-    return FitResult(fitted, values, errors(unit, samples, fallback), errors(fitted, samples, fallback))
+    pinned = tuple(p for p, x, lo, hi in zip(params, solution.x, low, high, strict=True) if min(x - lo, hi - x) < 1e-3)
+    return FitResult(fitted, values, errors(unit, samples, fallback), errors(fitted, samples, fallback), pinned)
+
+
+def with_spread(result: FitResult, unit: Unit, samples: list[Sample], source: str, fallback: Unit | None = None) -> FitResult:
+    """``result`` with each parameter's range over fits that leave one sample out (only where every such fit still
+    has more samples than parameters)."""
+    params = list(result.params)
+    if len(samples) - 1 <= len(params):
+        return result
+    folds = [fit(unit, samples[:i] + samples[i + 1 :], params, source, fallback).params for i in range(len(samples))]
+    return replace(result, spread={p: (min(f[p] for f in folds), max(f[p] for f in folds)) for p in params})

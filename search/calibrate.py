@@ -175,7 +175,7 @@ def calibrate_from_measurements(
     ``latency_scale`` multiplies every measured latency: rows of a sibling device with the same core at
     another clock (e.g. Pixel 6 rows for the Pixel 7's X1: 2.80 / 2.85).
     """
-    from evaluators.calibration import check_params, fit
+    from evaluators.calibration import check_params, fit, with_spread
     from hw_profiles.writer import next_version, with_unit
 
     if latency_scale <= 0:
@@ -197,6 +197,7 @@ def calibrate_from_measurements(
         chosen = params or default_params(profile, unit_name, len(samples), rows)
         key = source_key(profile, unit_name)
         fitted = fit(unit, samples, chosen, key, fallback=profile.fallback_of(unit_name))
+        fitted = with_spread(fitted, unit, samples, key, profile.fallback_of(unit_name))
         result = tie_unmeasured_precisions(fitted, unit, chosen, key)
         results[unit_name] = result
         text = (

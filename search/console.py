@@ -132,10 +132,16 @@ def print_fits(console: Console, fits: dict[str, FitResult]) -> None:
             f"{100 * result.error_before['within_10pct']:.0f}% -> {100 * result.error_after['within_10pct']:.0f}%"
         )
         table = Table()
-        table.add_column("parameter")
-        table.add_column("fitted", justify="right")
+        for column in ("parameter", "fitted", "leave-one-row-out range", "note"):
+            table.add_column(column, justify="left" if column in ("parameter", "note") else "right")
         for key, value in result.params.items():
-            table.add_row(key, f"{value:.4g}")
+            spread = result.spread.get(key)
+            table.add_row(
+                key,
+                f"{value:.4g}",
+                f"{spread[0]:.4g}-{spread[1]:.4g}" if spread else "",
+                "at a bound: the rows do not determine it" if key in result.pinned else "",
+            )
         console.print(table)
 
 

@@ -78,3 +78,20 @@ def test_unknown_parameter_is_refused():
     _, unit, _ = load_profile("pixel7")
     with pytest.raises(ValueError, match=r"cannot fit gmacs\.int4"):
         fit(unit, [], ["gmacs.int4"], "fit")
+
+
+def test_a_parameter_the_rows_push_to_a_bound_is_flagged_and_each_value_has_its_leave_one_out_range():
+    from evaluators.calibration import with_spread
+
+    _, unit, _ = load_profile("pixel7")
+    graphs = _graphs()
+    fast = [Sample(g, predict(unit, Sample(g, 1.0)) / 50, 1) for g in graphs]  # 50x faster than any share allows
+    pinned = fit(unit, fast, ["kind_efficiency.depthwise"], "fit")
+    assert pinned.pinned == ("kind_efficiency.depthwise",)
+    truth = with_values(unit, {"gmacs.fp32": 30.0}, "truth")
+    noisy = [Sample(g, predict(truth, Sample(g, 1.0)) * f, 1) for g, f in zip(graphs, (1.1, 0.9, 1.05, 0.95), strict=True)]
+    result = with_spread(fit(unit, noisy, ["gmacs.fp32"], "fit"), unit, noisy, "fit")
+    low, high = result.spread["gmacs.fp32"]
+    assert low < result.params["gmacs.fp32"] < high and not result.pinned
+    two = with_spread(fit(unit, noisy[:2], ["gmacs.fp32"], "fit"), unit, noisy[:2], "fit")
+    assert two.spread == {}  # a fit without one of two rows would match the other exactly: no range

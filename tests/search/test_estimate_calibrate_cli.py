@@ -132,6 +132,7 @@ def test_calibrate_recovers_a_known_profile_from_measurements(tmp_path):
     out = tmp_path / "pixel7.yaml"
     result = run_cli("calibrate", "--hw", "pixel7", "--measurements", str(csv_path), "--out", str(out))
     assert result.returncode == 0, result.stderr
+    assert "leave-one-row-out range" in result.stdout  # 5 rows, 2 parameters: each fit without one row still determined
     fitted = load_profile_file(out)
     assert fitted.version == profile.version + 1
     assert abs(fitted.units["cpu"].gmacs["fp32"].value / (3 * unit.gmacs["fp32"].value) - 1) < 0.01
