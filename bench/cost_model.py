@@ -15,6 +15,9 @@
     python bench/cost_model.py --part host --per-model 14 --rounds 5
     python bench/cost_model.py --part devices
     python bench/cost_model.py --part models --precisions fp32,int8
+    python bench/cost_model.py --part energy
+
+(d) energy: predicted energy per inference and average power against published whole-board measurements.
 """
 
 from __future__ import annotations
@@ -101,6 +104,47 @@ def host_part(per_model: int, rounds: int, seed: int, input_size: int) -> None:
         f"measured / machine (slow spells divided out): "
         f"{_summary([100 * (p - m) / m for m, p in zip(corrected, predicted, strict=True)])}; "
         f"Spearman {spearman(corrected, predicted):.3f}"
+    )
+
+
+ENERGY_CHECKS = ROOT / "docs" / "validation" / "energy_checks.csv"
+
+
+def energy_part() -> None:
+    """Predicted energy and average power against published board measurements (docs/validation/energy_checks.csv).
+
+    A publication's energy is its power x its latency; where our latency differs from theirs (another runtime or
+    thread count), the power comparison is the cleaner one: it does not carry the latency error.
+    """
+    from evaluators.estimate import estimate_model
+    from hw_profiles import load_profile
+    from search.model_graphs import model_graph
+
+    rows = list(csv.DictReader(ENERGY_CHECKS.open()))
+    print(f"(d) energy vs published board measurements ({ENERGY_CHECKS.relative_to(ROOT)}, {len(rows)} rows, never fitted)")
+    print(
+        f"{'device:unit':16s} {'model':16s} {'prec':5s} {'pred ms':>8s} {'pub ms':>7s} {'pred mJ':>8s} {'pub mJ':>7s} "
+        f"{'ratio':>6s} {'pred W':>7s} {'pub W':>6s} {'ratio':>6s} {'pub W-idle':>10s}"
+    )
+    power_ratios, energy_ratios = [], []
+    for row in rows:
+        profile, _, unit_name = load_profile(row["hw"])
+        graph = model_graph(row["model"], row["precision"], int(row["input_size"]))
+        estimate = estimate_model(graph, profile, unit_name, int(row["threads"]))
+        latency, power, idle = float(row["latency_ms"]), float(row["power_w"]), float(row["idle_w"])
+        energy = power * latency
+        predicted_w = estimate.energy_mj / estimate.latency_ms
+        power_ratios.append(predicted_w / power)
+        energy_ratios.append(estimate.energy_mj / energy)
+        print(
+            f"{row['hw']:16s} {row['model']:16s} {row['precision']:5s} {estimate.latency_ms:8.1f} {latency:7.1f} "
+            f"{estimate.energy_mj:8.1f} {energy:7.1f} {energy_ratios[-1]:6.2f} {predicted_w:7.2f} {power:6.2f} "
+            f"{power_ratios[-1]:6.2f} {power - idle:10.2f}"
+        )
+    within = sum(0.7 <= r <= 1.3 for r in power_ratios)
+    print(
+        f"average power within +-30%: {within}/{len(rows)}; energy per inference within +-30%: "
+        f"{sum(0.7 <= r <= 1.3 for r in energy_ratios)}/{len(rows)} (it carries the latency error too)"
     )
 
 
@@ -229,7 +273,7 @@ def main() -> int:
     """Run the parts asked for."""
     sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("host", "devices", "models", "all"), default="all")
+    parser.add_argument("--part", choices=("host", "devices", "models", "energy", "all"), default="all")
     parser.add_argument("--models", type=lambda s: s.split(","), default=list(WHOLE_MODELS), help="models: which")
     parser.add_argument("--precisions", type=lambda s: s.split(","), default=["fp32", "int8"], help="models: which")
     parser.add_argument("--per-model", type=int, default=14, help="host: candidates per architecture (3 architectures)")
@@ -243,6 +287,8 @@ def main() -> int:
         device_part()
     if args.part in ("models", "all"):
         models_part(args.models, args.precisions, args.rounds, args.input_size)
+    if args.part in ("energy", "all"):
+        energy_part()
     return 0
 
 
