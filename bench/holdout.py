@@ -59,7 +59,8 @@ class Row:
     def family(self) -> str:
         """Architecture family: the model name without its size variant (``resnet50`` -> ``resnet``,
         ``mobilenetv2_100`` -> ``mobilenetv2``: a version number stays)."""
-        return re.sub(r"(?<![vV])\d+$", "", self.model.split(":")[-1].split("_")[0]) or self.model
+        name = self.model.split(":")[-1].removeprefix("tf_")  # TensorFlow ports are the same family
+        return re.sub(r"(?<![vV])\d+$", "", name.split("_")[0]) or self.model
 
     @property
     def key(self) -> tuple[str, str, int, int]:
@@ -237,6 +238,8 @@ def bands(residuals: list[dict[str, str]]) -> tuple[list[dict[str, object]], tup
     """The coverage per unit of bands built without each row's publication (pooled over every unit, and the unit's
     own residuals alone), and the band written to the profiles: pooled over every unit."""
     rows = [r for r in residuals if r["protocol"] == "source"]
+    if not rows:
+        raise SystemExit("no leave-one-publication-out residuals: run `python bench/holdout.py --protocol source` first")
     pooled, own = coverage(rows, "all"), coverage(rows, "unit")
 
     def share(pair: tuple[int, int]) -> str:

@@ -78,8 +78,9 @@ def read_measurements(path: str | Path, profile: Profile) -> list[Measurement]:
         for line, row in enumerate(reader, start=2):
             try:
                 model = row["model"].strip()
-                if model.endswith(".onnx") and not Path(model).is_absolute():
-                    model = str(path.parent / model)  # a graph next to the CSV (`search shortlist` writes it so)
+                beside = path.parent / model
+                if model.endswith(".onnx") and not Path(model).is_file() and beside.is_file():
+                    model = str(beside)  # a graph next to the CSV (`search shortlist` writes it so)
                 rows.append(
                     Measurement(
                         model,

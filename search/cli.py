@@ -211,7 +211,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print_fits(console, fits)
     console.print(f"wrote {profile.name} v{new.version} to {out}")
     if study is not None:
-        rerank(study, args, str(out), f"{study.study_name}@{profile.name}-v{new.version}", console)
+        unit = study.user_attrs["hw"].partition(":")[2]  # the study's own unit, not the profile's default
+        rerank(study, args, f"{out}:{unit}", f"{study.study_name}@{profile.name}-v{new.version}", console)
     return 0
 
 
@@ -230,14 +231,16 @@ def cmd_shortlist(args: argparse.Namespace) -> int:
     """search shortlist STUDY --out DIR: the front members worth measuring, with the scripts that measure them."""
     from search.shortlist import MEASURED, write_shortlist
 
-    check_at_least("--count", args.count, 1)
+    check_at_least("--count", args.count, 2)  # one measured graph cannot determine even one parameter
     study = _study_of(args)
     chosen = write_shortlist(study, args.count, Path(args.out))
     hw = study.user_attrs["hw"]
+    scripts = [name for name in ("measure_here.py", "measure_android.sh") if (Path(args.out) / name).is_file()]
+    how = " or ".join(scripts) or f"your own tool ({hw} runs TFLite delegates, which have no export yet: no script)"
     print(
-        f"wrote {len(chosen)} graphs (trials {', '.join(str(m.number) for m in chosen)}) to {args.out}: run "
-        f"measure_android.sh (phone over adb) or `python measure_here.py`, then `search calibrate --hw "
-        f"{hw.partition(':')[0]} --measured {Path(args.out) / MEASURED} --study {study.study_name}`"
+        f"wrote {len(chosen)} graphs (trials {', '.join(str(m.number) for m in chosen)}) to {args.out}: measure them with "
+        f"{how}, then `search calibrate --hw {hw.partition(':')[0]} --measured {Path(args.out) / MEASURED} "
+        f"--study {study.study_name}`"
     )
     return 0
 

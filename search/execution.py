@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from search.records import BASELINE, recipe_changes, store_failure, store_plan, store_result, store_worker
+from search.records import BASELINE, TEST_ERROR, recipe_changes, store_failure, store_plan, store_result, store_worker
 from search.study import (
     constraint_values,
     dominates,
@@ -279,6 +279,8 @@ class TrialLoop:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(outcome.onnx_bytes)
         store_result(trial, outcome.metrics, outcome.precisions, str(path))
+        if outcome.test_error:
+            trial.set_user_attr(TEST_ERROR, outcome.test_error)
         b = self.budgets
         set_constraints(trial, outcome.metrics, b.reference_top1, b.max_accuracy_drop, b.latency_budget_ms)
         self.study.tell(trial, objective_values(self.objectives, outcome.metrics), skip_if_finished=True)

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 # user attribute keys of a trial
 PLAN, BASELINE, RECIPE, PRECISIONS, ONNX = "plan", "baseline", "recipe_changes", "precisions", "onnx"
-DRIVER, WORKER, FAIL_REASON = "driver", "worker", "fail_reason"
-NOT_METRICS = {PLAN, BASELINE, RECIPE, PRECISIONS, ONNX, DRIVER, WORKER, FAIL_REASON}
+DRIVER, WORKER, FAIL_REASON, TEST_ERROR = "driver", "worker", "fail_reason", "test_error"
+NOT_METRICS = {PLAN, BASELINE, RECIPE, PRECISIONS, ONNX, DRIVER, WORKER, FAIL_REASON, TEST_ERROR}
 # What a rerun of an interrupted trial keeps of it: what the candidate is, not what happened to it.
 CARRIED = (PLAN, BASELINE, RECIPE)
 UNCOMPRESSED = "uncompressed"

@@ -143,9 +143,13 @@ def score_untested_front(rows: list[Repriced], directions: list[Any], data_spec:
         test = load_splits(DataSpec(**data_spec)).test
     except (UserError, OSError) as exc:
         return f"its data cannot be loaded here ({exc})"
+    failed = []
     for row in untested:
-        row.attrs.update(split_metrics(session(Path(row.attrs[ONNX]).read_bytes()), "test", test))
-    return ""
+        try:
+            row.attrs.update(split_metrics(session(Path(row.attrs[ONNX]).read_bytes()), "test", test))
+        except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own types; the rescore goes on)
+            failed.append(f"trial {row.trial.number}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+    return "; ".join(failed)
 
 
 def rescore(source: optuna.Study, storage: Any, hw: str, name: str | None = None, replace: bool = False) -> Rescored:
@@ -165,13 +169,14 @@ def rescore(source: optuna.Study, storage: Any, hw: str, name: str | None = None
     name = name or rescored_name(source.study_name, label)
     attrs = dict(source.user_attrs)
     objectives = list(attrs.get("objectives") or ["accuracy", "latency"])
+    exists = find_study(storage, name) is not None
+    if exists and not replace:
+        raise UserError(f"study '{name}' exists: pass --replace to write it again, or another --study-name")
     rows, cannot = repriced_trials(source, profile, unit_name, objectives)  # before the study exists: nothing half-written
     directions = [optuna.study.StudyDirection[objective(o).direction.upper()] for o in objectives]
     untested = score_untested_front(rows, directions, attrs.get(DATA_SPEC))
     trials = [row.frozen() for row in rows]
-    if find_study(storage, name) is not None:
-        if not replace:
-            raise UserError(f"study '{name}' exists: pass --replace to write it again, or another --study-name")
+    if exists:
         optuna.delete_study(study_name=name, storage=storage)
     identity = {**attrs, "hw": label, "objectives": objectives}
     details = {"profile_version": profile.version, RESCORED_FROM: source.study_name}

@@ -287,6 +287,8 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
                 f"study '{inputs.study_name}' searched another space (different layers or choices): use another --study-name"
             )
         check_same_weights(existing, prepared.baseline.sha256)
+        if DATA_SPEC not in existing.user_attrs:  # a study made before test scoring was held out: rescore needs it
+            existing.set_user_attr(DATA_SPEC, asdict(inputs.data))
     present = recipes_in(existing) if existing is not None else set()
     plans = strategy_plans_for(inputs, prepared, present, console)  # before the study exists: nothing half-made if it fails
     if existing is not None:

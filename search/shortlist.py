@@ -37,8 +37,9 @@ adb shell chmod 755 /data/local/tmp/onnxruntime_perf_test
 echo "model,precision,unit,threads,input_size,latency_ms" > {measured}
 for graph in trial_*.onnx; do
   adb push "$graph" "/data/local/tmp/$graph" >/dev/null
-  ms=$(adb shell /data/local/tmp/onnxruntime_perf_test -e cpu -x 1 -r {runs} "/data/local/tmp/$graph" \\
+  ms=$(adb shell /data/local/tmp/onnxruntime_perf_test -I -e cpu -x 1 -r {runs} "/data/local/tmp/$graph" \\
        | sed -n 's/.*Average inference time cost: *\\([0-9.]*\\) ms.*/\\1/p')
+  if [ -z "$ms" ]; then echo "no latency from onnxruntime_perf_test for $graph: run it by hand to see why" >&2; exit 1; fi
   echo "$graph,{as_given},{unit},1,{size},$ms" >> {measured}
 done
 echo "wrote {measured}: search calibrate --hw {profile} --measured {measured} --study {study}"
@@ -131,8 +132,10 @@ def write_shortlist(study: optuna.Study, count: int, out: Path) -> list[TrialRec
             shutil.copyfile(member.onnx, out / name)
             writer.writerow([name, member.number, round(latency, 4), round(low, 4), round(high, 4), overlap[member.number]])
     fields = {"measured": MEASURED, "as_given": AS_GIVEN, "unit": unit, "size": size, "runs": 50}
-    android = out / "measure_android.sh"
-    android.write_text(ANDROID.format(**fields, profile=profile, study=study.study_name))
-    android.chmod(0o755)
-    (out / "measure_here.py").write_text(HERE.format(**fields))
+    if profile == "host":  # this machine: measured here, in the runtime the profile describes
+        (out / "measure_here.py").write_text(HERE.format(**fields))
+    elif unit == "cpu":  # a phone's CPU: onnxruntime_perf_test's CPU execution provider over adb
+        android = out / "measure_android.sh"
+        android.write_text(ANDROID.format(**fields, profile=profile, study=study.study_name))
+        android.chmod(0o755)
     return chosen

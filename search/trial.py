@@ -47,11 +47,12 @@ class TrialOutcome:
     onnx_bytes: bytes = b""
     error: str | None = None
     worker: str = ""
+    test_error: str = ""  # why the test split could not be scored (the candidate itself stands)
 
     def with_test(self, test: TrialOutcome) -> TrialOutcome:
-        """This outcome with the test-split metrics (and their seconds) of ``test``, or its error."""
+        """This outcome with the test-split metrics (and their seconds) of ``test``, or with its error noted."""
         if test.error:
-            return TrialOutcome(error=f"test split: {test.error}", worker=self.worker)
+            return TrialOutcome(self.metrics, self.precisions, self.onnx_bytes, worker=self.worker, test_error=test.error)
         metrics = {**self.metrics, **test.metrics, "seconds": self.metrics["seconds"] + test.metrics["seconds"]}
         return TrialOutcome(metrics, self.precisions, self.onnx_bytes, worker=self.worker)
 

@@ -48,8 +48,8 @@ def test_the_test_split_joins_the_outcome_or_fails_it():
     joined = evaluated.with_test(TrialOutcome(metrics={"test_top1": 0.8, "stage_s:test": 0.5, "seconds": 0.5}))
     assert joined.metrics == {"val_top1": 0.9, "test_top1": 0.8, "stage_s:test": 0.5, "seconds": 2.5}
     assert joined.onnx_bytes == b"g" and joined.worker == "w" and joined.error is None
-    failed = evaluated.with_test(TrialOutcome(error="OSError: gone"))
-    assert failed.error == "test split: OSError: gone"
+    failed = evaluated.with_test(TrialOutcome(error="OSError: gone"))  # the candidate stands, the reason is kept
+    assert failed.error is None and failed.metrics == evaluated.metrics and failed.test_error == "OSError: gone"
 
 
 def _row(number: int, values: list[float] | None, attrs: dict) -> Repriced:
