@@ -103,7 +103,7 @@ def profile_path(machine: dict[str, str] | None = None) -> Path:
 
 def build_command() -> str:
     """The command that builds this machine's host profile, and what it costs."""
-    return "`search calibrate --hw host` (about 8 minutes on 2 cores)"
+    return "`search calibrate --hw host` (about 4 minutes on 2 cores)"
 
 
 def load_host_profile() -> Profile:
