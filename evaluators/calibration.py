@@ -22,6 +22,7 @@ FITTABLE = (
     *(f"vector_gops.{p}" for p in precision_names()),
     *(f"vector_kind_efficiency.{k}" for k in get_args(VectorKind)),
     *(f"unaligned_efficiency.{p}" for p in precision_names()),
+    *(f"depthwise_unaligned_efficiency.{p}" for p in precision_names()),
     "cache_gbs",
     "dram_gbs",
     "overhead_us",
@@ -87,6 +88,8 @@ def get_value(unit: Unit, path: str) -> float:
         return unit.op_factor(op_type, precision or REFERENCE)  # type: ignore[arg-type]
     if parts[0] == "unaligned_efficiency" and parts[1] not in unit.unaligned_efficiency:
         return 0.8
+    if parts[0] == "depthwise_unaligned_efficiency" and parts[1] not in unit.depthwise_unaligned_efficiency:
+        return get_value(unit, f"unaligned_efficiency.{parts[1]}")
     if parts[0] == "memory_overlap":
         return unit.overlap()
     if parts[0] == "kind_efficiency":

@@ -38,6 +38,7 @@ KERNEL_PARAMS = [
     "vector_kind_efficiency.epilogue",
     "unaligned_efficiency.fp32",
     "unaligned_efficiency.int8",
+    "depthwise_unaligned_efficiency.int8",
     "op_efficiency.MaxPool:int8",
     "overhead_us",
     "cache_gbs",

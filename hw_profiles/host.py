@@ -101,6 +101,27 @@ def profile_path(machine: dict[str, str] | None = None) -> Path:
     return cache_dir() / f"host-{key}.yaml"
 
 
+# FP32 channel block of onnxruntime's NCHWc kernels (MLAS platform.cpp, NchwcBlockSize), by instruction set.
+NCHWC_BLOCKS = (
+    ("avx512f", 16, "MLAS platform.cpp: with AVX-512F, NchwcBlockSize = 16 (a 512-bit register holds 16 FP32 values)"),
+    ("avx2", 8, "MLAS platform.cpp: with AVX2, NchwcBlockSize = 8 (a 256-bit register holds 8 FP32 values)"),
+)
+
+
+def with_machine_blocks(profile: Profile, machine: dict[str, str]) -> Profile:
+    """``profile`` with its default unit's FP32 channel block set to the NCHWc block of ``machine``'s instruction
+    set (unchanged on a machine none of :data:`NCHWC_BLOCKS` matches)."""
+    flags = set(machine.get("isa", "").split())
+    for flag, block, text in NCHWC_BLOCKS:
+        if flag in flags:
+            data = profile.model_dump()
+            key = f"nchwc-{flag}"
+            data["sources"][key] = text
+            data["units"][profile.default_unit].setdefault("channel_block", {})["fp32"] = {"value": float(block), "source": key}
+            return type(profile).model_validate(data)
+    return profile
+
+
 def build_command() -> str:
     """The command that builds this machine's host profile, and what it costs."""
     return "`search calibrate --hw host` (about 4 minutes on 2 cores)"

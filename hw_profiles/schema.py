@@ -69,6 +69,10 @@ class Unit(_Strict):
     # multiple of the block multiplies its efficiency by unaligned_efficiency (remainder loops, padded tiles).
     channel_block: dict[Precision, Sourced] = Field(default_factory=dict)
     unaligned_efficiency: dict[Precision, Sourced] = Field(default_factory=dict)
+    # Depthwise kernels whose fast path needs the channel count to be a multiple of its own block (onnxruntime's
+    # symmetric INT8 depthwise kernel: 16 on x86); other counts take a slower kernel, at depthwise_unaligned_efficiency.
+    depthwise_channel_block: dict[Precision, Sourced] = Field(default_factory=dict)
+    depthwise_unaligned_efficiency: dict[Precision, Sourced] = Field(default_factory=dict)
     # Ops whose kernels stand apart from their kind on this runtime, keyed "OpType" or "OpType:precision".
     op_efficiency: dict[str, Sourced] = Field(default_factory=dict)
     cache_kb: Sourced
@@ -105,9 +109,13 @@ class Unit(_Strict):
         entry = self.vector_kind_efficiency.get(kind)  # type: ignore[call-overload]
         return entry.value if entry else 1.0
 
-    def alignment_factor(self, precision: Precision, channels: tuple[int, ...]) -> float:
-        """Efficiency multiplier for ``channels`` that are not multiples of the precision's channel block."""
+    def alignment_factor(self, precision: Precision, channels: tuple[int, ...], kind: str = "conv") -> float:
+        """Efficiency multiplier for ``channels`` that are not multiples of the precision's channel block (the
+        depthwise block, where the profile gives one, for a depthwise op)."""
         block, penalty = self.channel_block.get(precision), self.unaligned_efficiency.get(precision)
+        if kind == "depthwise" and precision in self.depthwise_channel_block:
+            block = self.depthwise_channel_block[precision]
+            penalty = self.depthwise_unaligned_efficiency.get(precision, penalty)
         if block is None or penalty is None:
             return 1.0
         size = max(1, round(block.value))

@@ -215,9 +215,11 @@ def calibrate_host_profile(
 ) -> tuple[Profile, dict[str, FitResult]]:
     """Measure this machine in onnxruntime and fit the host profile's default unit."""
     from evaluators.host_calibration import calibrate_host
+    from hw_profiles.host import this_machine, with_machine_blocks
     from hw_profiles.writer import next_version, with_unit
     from search.candidates import calibration_candidates
 
+    profile = with_machine_blocks(profile, this_machine())
     unit_name = profile.default_unit
     unit = profile.units[unit_name]
     key = source_key(profile, unit_name)

@@ -7,7 +7,8 @@ import torch
 from core.errors import UserError
 from evaluators.cost_model import CostModel, LayerCost, UnsupportedPrecisionError
 from evaluators.graph import read_graph
-from hw_profiles import load_profile
+from hw_profiles import load_profile, load_profile_file
+from hw_profiles.host import TEMPLATE
 from hw_profiles.schema import Sourced
 from spaces.fp16 import convert_layers_fp16
 from spaces.onnx_export import compute_node_names, export_onnx
@@ -160,3 +161,27 @@ def test_a_precision_predicted_slower_than_fp32_is_named_per_layer(pixel7_cpu, t
     int8_layers = {row.name for row in estimate.layers if row.precision == "int8" and row.op_type == "Conv"}
     assert int8_layers and int8_layers <= {s.name for s in slower}
     assert all(s.precision == "int8" and s.ms > s.fp32_ms > 0 for s in slower)
+
+
+def test_int8_depthwise_channels_off_the_depthwise_block_take_the_slow_kernel():
+    unit = load_profile_file(TEMPLATE).units["cpu"]  # INT8 depthwise block 16 (onnxruntime's symmetric kernel)
+    penalty = unit.depthwise_unaligned_efficiency["int8"].value
+    assert unit.alignment_factor("int8", (96,), "depthwise") == 1.0
+    assert unit.alignment_factor("int8", (72,), "depthwise") == pytest.approx(penalty)
+    assert unit.alignment_factor("int8", (72, 72), "conv") == 1.0  # other kinds keep the shared block of 8
+    assert unit.alignment_factor("fp32", (72,), "depthwise") == 1.0  # no depthwise block for FP32: the shared one
+
+
+def test_the_depthwise_block_shows_in_int8_depthwise_costs():
+    unit = load_profile_file(TEMPLATE).units["cpu"]
+
+    def depthwise_ms(channels: int) -> float:
+        model = torch.nn.Sequential(
+            torch.nn.Conv2d(3, channels, 1), torch.nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        ).eval()
+        int8 = _graphs(model, 28)[2]
+        rows = CostModel(unit).estimate(read_graph(int8)).layers
+        return next(r.ms for r in rows if r.kind == "depthwise")
+
+    per_channel_aligned, per_channel_unaligned = depthwise_ms(96) / 96, depthwise_ms(88) / 88
+    assert per_channel_unaligned > 1.5 * per_channel_aligned

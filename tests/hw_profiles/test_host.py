@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import UserError
 from hw_profiles import load_profile, load_profile_file
-from hw_profiles.host import CACHE_ENV, TEMPLATE, load_host_profile, profile_path, this_machine
+from hw_profiles.host import CACHE_ENV, TEMPLATE, load_host_profile, profile_path, this_machine, with_machine_blocks
 from hw_profiles.writer import write_profile
 from tests.search.test_cli import run_cli
 
@@ -70,3 +70,15 @@ def test_calibrate_builds_this_machines_host_profile_into_the_cache(empty_cache,
     assert built.machine == this_machine() and built.version == load_profile_file(TEMPLATE).version + 1
     assert this_machine()["cpu"] in built.description
     assert run_cli("estimate", "--model", "small_cnn", "--hw", "host").returncode == 0
+
+
+def test_the_fp32_channel_block_follows_the_machines_instruction_set():
+    template = load_profile_file(TEMPLATE)
+    blocks = {
+        isa: with_machine_blocks(template, {"isa": isa}).units["cpu"].channel_block["fp32"].value
+        for isa in ("avx avx2 avx512f fma", "avx avx2 fma")
+    }
+    assert blocks == {"avx avx2 avx512f fma": 16.0, "avx avx2 fma": 8.0}
+    assert with_machine_blocks(template, {"isa": "asimd"}) == template  # no known NCHWc block: unchanged
+    profile = with_machine_blocks(template, {"isa": "avx512f"})
+    assert profile.units["cpu"].channel_block["fp32"].source in profile.sources
