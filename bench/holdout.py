@@ -16,6 +16,7 @@ to bench/out/holdout/residuals.csv for the prediction intervals.
 
     python bench/holdout.py                      # both protocols
     python bench/holdout.py --protocol source
+    python bench/holdout.py --fitted-on          # which rows each shipped profile was fitted on
 """
 
 from __future__ import annotations
@@ -283,6 +284,23 @@ def write_bands(band: tuple[float, float, int]) -> None:
         print(f"{name} v{new.version}: band {low:.2f}-{high:.2f} x prediction written")
 
 
+def fitted_on(rows: list[Row]) -> list[dict[str, object]]:
+    """Per unit: the rows its shipped profile was fitted on (docs/calibration) and the check rows it was not."""
+    table = []
+    for device, unit in sorted({(r.device, r.unit) for r in rows}):
+        mine = [r for r in rows if (r.device, r.unit) == (device, unit)]
+        fitted = [r for r in mine if r.origin == "calibration"]
+        table.append(
+            {
+                "unit": f"{device}:{unit}",
+                "fitted on (docs/calibration)": len(fitted),
+                "their publications": "; ".join(sorted({r.source for r in fitted})) or "-",
+                "check rows (never fitted on)": len(mine) - len(fitted),
+            }
+        )
+    return table
+
+
 def main() -> int:
     """Run the protocols, print the tables, write the residuals."""
     from bench.common import markdown_table
@@ -295,8 +313,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/out/holdout"))
     parser.add_argument("--bands-only", action="store_true", help="bands and their coverage from the residuals written")
     parser.add_argument("--write-bands", action="store_true", help="also write each unit's band into its profile")
+    parser.add_argument("--fitted-on", action="store_true", help="only list the rows each shipped profile was fitted on")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    lines = markdown_table("rows each shipped profile was fitted on (`search calibrate --measurements`)", fitted_on(read_rows()))
+    print("\n".join(lines))
+    if args.fitted_on:
+        return 0
     if args.bands_only:
         with (args.out / "residuals.csv").open() as stream:
             table, found = bands(list(csv.DictReader(stream)))
