@@ -101,25 +101,28 @@ def profile_path(machine: dict[str, str] | None = None) -> Path:
     return cache_dir() / f"host-{key}.yaml"
 
 
-# FP32 channel block of onnxruntime's NCHWc kernels (MLAS platform.cpp, NchwcBlockSize), by instruction set.
-NCHWC_BLOCKS = (
-    ("avx512f", 16, "MLAS platform.cpp: with AVX-512F, NchwcBlockSize = 16 (a 512-bit register holds 16 FP32 values)"),
-    ("avx2", 8, "MLAS platform.cpp: with AVX2, NchwcBlockSize = 8 (a 256-bit register holds 8 FP32 values)"),
+# Channel blocks of onnxruntime's kernels by instruction set, first match per precision: FP32 NCHWc convolutions
+# (MLAS platform.cpp, NchwcBlockSize). The INT8 block stays the template's 8: a block of 4 (the AVX-512 symmetric
+# convolution's channel alignment) was tried and over-predicted the 3-channel stem conv of ResNet-18 3x.
+MACHINE_BLOCKS = (
+    ("fp32", "avx512f", 16, "MLAS platform.cpp: with AVX-512F, NchwcBlockSize = 16 (a 512-bit register holds 16 FP32)"),
+    ("fp32", "avx2", 8, "MLAS platform.cpp: with AVX2, NchwcBlockSize = 8 (a 256-bit register holds 8 FP32)"),
 )
 
 
 def with_machine_blocks(profile: Profile, machine: dict[str, str]) -> Profile:
-    """``profile`` with its default unit's FP32 channel block set to the NCHWc block of ``machine``'s instruction
-    set (unchanged on a machine none of :data:`NCHWC_BLOCKS` matches)."""
+    """``profile`` with its default unit's channel blocks set to those of ``machine``'s instruction set
+    (:data:`MACHINE_BLOCKS`; a precision no row matches keeps its block)."""
     flags = set(machine.get("isa", "").split())
-    for flag, block, text in NCHWC_BLOCKS:
-        if flag in flags:
-            data = profile.model_dump()
-            key = f"nchwc-{flag}"
-            data["sources"][key] = text
-            data["units"][profile.default_unit].setdefault("channel_block", {})["fp32"] = {"value": float(block), "source": key}
-            return type(profile).model_validate(data)
-    return profile
+    data = profile.model_dump()
+    blocks = data["units"][profile.default_unit].setdefault("channel_block", {})
+    matched: set[str] = set()
+    for precision, flag, block, text in MACHINE_BLOCKS:
+        if flag in flags and precision not in matched:
+            matched.add(precision)
+            data["sources"][f"{precision}-blocks-{flag}"] = text
+            blocks[precision] = {"value": float(block), "source": f"{precision}-blocks-{flag}"}
+    return type(profile).model_validate(data) if matched else profile
 
 
 def build_command() -> str:

@@ -72,13 +72,15 @@ def test_calibrate_builds_this_machines_host_profile_into_the_cache(empty_cache,
     assert run_cli("estimate", "--model", "small_cnn", "--hw", "host").returncode == 0
 
 
-def test_the_fp32_channel_block_follows_the_machines_instruction_set():
+def test_channel_blocks_follow_the_machines_instruction_set():
     template = load_profile_file(TEMPLATE)
-    blocks = {
-        isa: with_machine_blocks(template, {"isa": isa}).units["cpu"].channel_block["fp32"].value
-        for isa in ("avx avx2 avx512f fma", "avx avx2 fma")
-    }
-    assert blocks == {"avx avx2 avx512f fma": 16.0, "avx avx2 fma": 8.0}
-    assert with_machine_blocks(template, {"isa": "asimd"}) == template  # no known NCHWc block: unchanged
-    profile = with_machine_blocks(template, {"isa": "avx512f"})
-    assert profile.units["cpu"].channel_block["fp32"].source in profile.sources
+
+    def blocks(isa: str) -> dict[str, float]:
+        unit = with_machine_blocks(template, {"isa": isa}).units["cpu"]
+        return {precision: entry.value for precision, entry in unit.channel_block.items()}
+
+    assert blocks("avx avx2 avx512f avx512bw fma") == {"fp32": 16.0, "int8": 8.0}
+    assert blocks("avx avx2 fma") == {"fp32": 8.0, "int8": 8.0}
+    assert with_machine_blocks(template, {"isa": "asimd"}) == template  # no known block: unchanged
+    profile = with_machine_blocks(template, {"isa": "avx512f avx512bw"})
+    assert all(entry.source in profile.sources for entry in profile.units["cpu"].channel_block.values())
