@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import random
 import statistics
 import sys
@@ -110,12 +111,14 @@ def host_part(per_model: int, rounds: int, seed: int, input_size: int) -> None:
 ENERGY_CHECKS = ROOT / "docs" / "validation" / "energy_checks.csv"
 
 
-def energy_part() -> None:
+def energy_part(write_bands: bool = False) -> None:
     """Predicted energy and average power against published measurements (docs/validation/energy_checks.csv).
 
     A publication's energy is its power x its latency; where our latency differs from theirs (another runtime or
     thread count), the power comparison is the cleaner one: it does not carry the latency error. Where the
     publication gives the idle power, power above idle is compared with the predicted power above ``static_w``.
+    Each unit's energy band is the middle 80% of log(predicted / published) energy over its rows (none was fitted
+    on); ``write_bands`` writes it into the profiles, so outputs show it instead of "unchecked".
     """
     from evaluators.estimate import estimate_model
     from hw_profiles import load_profile
@@ -128,6 +131,7 @@ def energy_part() -> None:
         f"{'ratio':>6s} {'pred W':>7s} {'pub W':>6s} {'ratio':>6s} {'above idle: pred':>16s} {'pub':>5s} {'ratio':>6s}  source"
     )
     ratios: dict[str, list[tuple[float, float, float | None]]] = {}
+    residuals: dict[str, list[tuple[str, float]]] = {}
     for row in rows:
         profile, _, unit_name = load_profile(row["hw"])
         graph = model_graph(row["model"], row["precision"], int(row["input_size"]))
@@ -144,6 +148,7 @@ def energy_part() -> None:
             above = f"{'(no idle given)':>29s}"
         source = row["source"].split(":")[0].split("(")[0].strip()
         energy_ratio = estimate.energy_mj / (power * latency)
+        residuals.setdefault(row["hw"], []).append((source, math.log(energy_ratio)))
         ratios.setdefault(f"{source} / {row['hw']}", []).append((energy_ratio, predicted_w / power, dynamic_ratio))
         print(
             f"{row['hw']:16s} {row['model']:22s} {row['precision']:5s} {estimate.latency_ms:8.1f} {latency:7.1f} "
@@ -162,6 +167,38 @@ def energy_part() -> None:
         if known:
             line += f"; power above idle {min(known):.2f}-{max(known):.2f} ({sum(0.7 <= r <= 1.3 for r in known)} within)"
         print(line)
+    energy_bands(residuals, write_bands)
+
+
+def energy_bands(residuals: dict[str, list[tuple[str, float]]], write: bool) -> None:
+    """Print (and with ``write``, write into the profiles) each unit's energy band from its (publication, log ratio)
+    residuals, with the band's leave-one-publication-out coverage where the unit has rows of two publications."""
+    import datetime
+
+    from bench.holdout import LEVEL, band_of, write_unit_bands
+    from hw_profiles.schema import Band
+
+    key = f"energy-checks-{datetime.date.today().isoformat()}"
+    bands = {}
+    for hw, rows in residuals.items():
+        low, high = band_of([r for _, r in rows])
+        bands[hw] = Band(low=round(low, 3), high=round(high, 3), level=LEVEL, rows=len(rows), source=key)
+        covered, held = 0, 0
+        for publication in sorted({p for p, _ in rows}):
+            others = [r for p, r in rows if p != publication]
+            if others:
+                other_low, other_high = band_of(others)
+                inside = [other_low <= math.exp(-r) <= other_high for p, r in rows if p == publication]
+                covered, held = covered + sum(inside), held + len(inside)
+        check = f"; built without a row's publication it covers {covered}/{held}" if held else "; one publication only"
+        print(f"energy band {hw}: {LEVEL:.0%} of published energy in {low:.2f}-{high:.2f} x prediction ({len(rows)} rows{check})")
+    if write:
+        text = (
+            "`python bench/cost_model.py --part energy --write-bands`: the middle 80% of log(predicted / published) "
+            f"energy per inference over this unit's rows of {ENERGY_CHECKS.relative_to(ROOT)} (DeepEdgeBench, Krai's "
+            "MLPerf Inference v1.0 Raspberry Pi 4 submission, Juneja et al. 2025), none of which any number was fitted on"
+        )
+        write_unit_bands("energy_band", lambda profile, unit: bands.get(f"{profile}:{unit}"), key, text)
 
 
 WHOLE_MODELS = ("resnet18", "resnet50", "mobilenetv2_100", "mobilenetv3_large_100", "efficientnet_lite0", "mnasnet_100")
@@ -303,6 +340,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="host: interleaved measurement rounds")
     parser.add_argument("--seed", type=int, default=1, help="host: seed of the candidates (calibration uses 0)")
     parser.add_argument("--input-size", type=int, default=224)
+    parser.add_argument("--write-bands", action="store_true", help="energy: write each checked unit's band into its profile")
     args = parser.parse_args()
     if args.part in ("host", "all"):
         host_part(args.per_model, args.rounds, args.seed, args.input_size)
@@ -311,7 +349,7 @@ def main() -> int:
     if args.part in ("models", "all"):
         models_part(args.models, args.precisions, args.rounds, args.input_size)
     if args.part in ("energy", "all"):
-        energy_part()
+        energy_part(args.write_bands)
     return 0
 
 

@@ -27,9 +27,14 @@ import math
 import re
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hw_profiles.schema import Band
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -257,13 +262,35 @@ def bands(residuals: list[dict[str, str]]) -> tuple[list[dict[str, object]], tup
     return table, (low, high, len(rows))
 
 
+def write_unit_bands(field: str, band_for: Callable[[str, str], Band | None], key: str, text: str) -> None:
+    """Set ``field`` (``latency_band`` or ``energy_band``) of every device profile unit ``band_for(profile, unit)``
+    returns a band for; each changed profile gets a new version citing ``key`` (``text``)."""
+    from hw_profiles import PROFILE_DIR, list_profiles, load_profile_file
+    from hw_profiles.writer import next_version, write_profile
+
+    for name in list_profiles():
+        path = PROFILE_DIR / f"{name}.yaml"
+        if not path.is_file():
+            continue  # host: built per machine
+        profile = load_profile_file(path)
+        bands = {unit_name: band_for(name, unit_name) for unit_name in profile.units}
+        if not any(bands.values()):
+            continue
+        units = {
+            unit_name: unit.model_copy(update={field: bands[unit_name]}) if bands[unit_name] else unit
+            for unit_name, unit in profile.units.items()
+        }
+        new = next_version(profile.model_copy(update={"units": units, "sources": {**profile.sources, key: text}}))
+        write_profile(type(profile).model_validate(new.model_dump()), path)
+        written = ", ".join(f"{u} {b.low:.2f}-{b.high:.2f}" for u, b in bands.items() if b)
+        print(f"{name} v{new.version}: {field} x prediction written: {written}")
+
+
 def write_bands(band: tuple[float, float, int]) -> None:
-    """The pooled band into every device profile's units (a new version citing this benchmark)."""
+    """The pooled latency band into every device profile's units (a new version citing this benchmark)."""
     import datetime
 
-    from hw_profiles import PROFILE_DIR, list_profiles, load_profile_file
     from hw_profiles.schema import Band
-    from hw_profiles.writer import next_version, write_profile
 
     key = f"holdout-{datetime.date.today().isoformat()}"
     low, high, count = band
@@ -272,16 +299,8 @@ def write_bands(band: tuple[float, float, int]) -> None:
         f"{count} rows of docs/calibration and docs/validation on every device unit, each predicted by its unit refitted "
         "without its publication; pooled over units because no unit has enough rows of its own (docs/hardware.md)"
     )
-    for name in list_profiles():
-        path = PROFILE_DIR / f"{name}.yaml"
-        if not path.is_file():
-            continue  # host: built per machine
-        profile = load_profile_file(path)
-        cited = Band(low=round(low, 3), high=round(high, 3), level=LEVEL, rows=count, pooled=True, source=key)
-        units = {unit_name: unit.model_copy(update={"latency_band": cited}) for unit_name, unit in profile.units.items()}
-        new = next_version(profile.model_copy(update={"units": units, "sources": {**profile.sources, key: text}}))
-        write_profile(type(profile).model_validate(new.model_dump()), path)
-        print(f"{name} v{new.version}: band {low:.2f}-{high:.2f} x prediction written")
+    cited = Band(low=round(low, 3), high=round(high, 3), level=LEVEL, rows=count, pooled=True, source=key)
+    write_unit_bands("latency_band", lambda _profile, _unit: cited, key, text)
 
 
 def fitted_on(rows: list[Row]) -> list[dict[str, object]]:

@@ -96,6 +96,7 @@ class Unit(_Strict):
     graph: Literal["device", "onnxruntime"] = "device"
     winograd: Winograd | None = None  # None: the runtime runs no Winograd convolutions
     latency_band: Band | None = None  # None: no out-of-sample check of this unit's latency
+    energy_band: Band | None = None  # None: no published energy measurement checks this unit ("energy unchecked")
     energy: Energy
 
     def efficiency(self, precision: Precision, kind: ComputeKind) -> float:
@@ -159,8 +160,9 @@ class Unit(_Strict):
 
 
 class Band(_Strict):
-    """How far published latencies fall from this unit's predictions on rows it was not fitted on: the true
-    latency lies in [prediction x low, prediction x high] for ``level`` of them (``bench/holdout.py``)."""
+    """How far published values (latency, or energy) fall from this unit's predictions on rows it was not fitted
+    on: the true value lies in [prediction x low, prediction x high] for ``level`` of them (``bench/holdout.py``,
+    ``bench/cost_model.py --part energy``)."""
 
     low: float = Field(gt=0)
     high: float = Field(gt=0)

@@ -162,7 +162,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             **estimate.summary(),
             "latency_band_ms": list(unit.latency_band.around(estimate.latency_ms)) if unit.latency_band else None,
             "latency_band": unit.latency_band.describe() if unit.latency_band else "no out-of-sample check",
-            "energy_checked": False,
+            "energy_checked": unit.energy_band is not None,
+            "energy_band_mj": list(unit.energy_band.around(estimate.energy_mj)) if unit.energy_band else None,
             "slower_than_fp32": [vars(layer) for layer in estimate.slower_than_fp32()],
         }
         if args.by_layer:
@@ -172,7 +173,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from search.console import print_estimate
 
     title = f"{args.model} on {hw} (v{profile.version}){fallback_note}"
-    print_estimate(_console(), estimate, title, args.by_layer, unit.latency_band)
+    print_estimate(_console(), estimate, title, args.by_layer, unit.latency_band, unit.energy_band)
     return 0
 
 

@@ -16,15 +16,17 @@ if TYPE_CHECKING:
     from hw_profiles.schema import Band
 
 
-def unit_band(hw: str) -> Band | None:
-    """The latency band of profile unit ``hw``, or None (no band, or the profile is not on this machine)."""
+def unit_band(hw: str, metric: str = "latency") -> Band | None:
+    """The latency (or ``metric="energy"``) band of profile unit ``hw``, or None (no band, or the profile is not on
+    this machine)."""
     from core.errors import UserError
     from hw_profiles import load_profile
 
     try:
-        return load_profile(hw)[1].latency_band
+        unit = load_profile(hw)[1]
     except UserError:
         return None
+    return unit.energy_band if metric == "energy" else unit.latency_band
 
 
 def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str, Any]]:
@@ -34,7 +36,9 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
     rows = front_rows(study)
     band = unit_band(hw)
     about = f"latency with its {band.level:.0%} band" if band else "latency (no band: no out-of-sample check)"
-    title = f"Pareto front of '{study.study_name}' ({len(rows)} points; {about} and energy (unchecked) predicted on {hw})"
+    energy = unit_band(hw, "energy")
+    about += f", energy ({energy.level:.0%} band x{energy.low:.2f}-{energy.high:.2f})" if energy else ", energy (unchecked)"
+    title = f"Pareto front of '{study.study_name}' ({len(rows)} points; {about} predicted on {hw})"
     table = Table(title=title)
     for column in (
         "trial",
@@ -69,6 +73,14 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
     return rows
 
 
+def energy_text(energy_mj: float, band: Band | None) -> str:
+    """``3.2 mJ (80% band 4.1-7.9 mJ)``, or the energy and ``unchecked`` where no published measurement checks it."""
+    if band is None:
+        return f"{energy_mj:.3f} mJ (unchecked: no published energy measurement)"
+    low, high = band.around(energy_mj)
+    return f"{energy_mj:.3f} mJ ({band.level:.0%} band {low:.3f}-{high:.3f} mJ, from {band.rows} published rows)"
+
+
 def latency_text(latency_ms: float, band: Band | None) -> str:
     """``22.1 ms (80% band 18.0-31.9 ms)``, or the latency and ``no out-of-sample check`` without a band."""
     if band is None:
@@ -77,8 +89,15 @@ def latency_text(latency_ms: float, band: Band | None) -> str:
     return f"{latency_ms:.3f} ms ({band.level:.0%} band {low:.3f}-{high:.3f} ms)"
 
 
-def print_estimate(console: Console, estimate: Estimate, title: str, by_layer: bool, band: Band | None = None) -> None:
-    """Print an estimate's totals (the latency with its band) and, with ``by_layer``, its per-layer table."""
+def print_estimate(
+    console: Console,
+    estimate: Estimate,
+    title: str,
+    by_layer: bool,
+    band: Band | None = None,
+    energy_band: Band | None = None,
+) -> None:
+    """Print an estimate's totals (latency and energy with their bands) and, with ``by_layer``, its per-layer table."""
     from rich.table import Table
 
     if by_layer:
@@ -101,11 +120,13 @@ def print_estimate(console: Console, estimate: Estimate, title: str, by_layer: b
             )
         console.print(table)
     console.print(
-        f"{title}: latency {latency_text(estimate.latency_ms, band)}, energy {estimate.energy_mj:.3f} mJ (unchecked), "
+        f"{title}: latency {latency_text(estimate.latency_ms, band)}, energy {energy_text(estimate.energy_mj, energy_band)}, "
         f"{estimate.params:,} parameters, {estimate.macs / 1e6:.1f} M MACs, {estimate.size_bytes / 1024:.1f} KB"
     )
     if band is not None:
-        console.print(f"band: {band.describe()}; energy: no published measurement checks it")
+        console.print(f"latency band: {band.describe()}")
+    if energy_band is not None:
+        console.print(f"energy band: {energy_band.describe()}")
     slower = slower_than_fp32_line(estimate)
     if slower:
         console.print(slower)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
 from core.metrics import METRICS
-from search.console import slower_than_fp32_line, unit_band
+from search.console import energy_text, slower_than_fp32_line, unit_band
 from search.front import front_records
 from search.records import TrialRecord, uncompressed
 
@@ -167,7 +167,7 @@ def model_card(study: optuna.Study, trial: TrialRecord, source: dict[str, Any]) 
         "| metric | this model | uncompressed |",
         "|---|---:|---:|",
     ]
-    band = unit_band(source["hw"])
+    band, energy_band = unit_band(source["hw"]), unit_band(source["hw"], "energy")
     for metric in METRICS:
         key, scale, digits = metric.name, metric.scale, metric.digits
         ref = f"{reference.metrics[key] * scale:.{digits}f}" if reference and key in reference.metrics else ""
@@ -177,7 +177,7 @@ def model_card(study: optuna.Study, trial: TrialRecord, source: dict[str, Any]) 
         if ours and key == "latency_ms" and band is not None:
             ours += " ({}: {:.4f}-{:.4f})".format(band.describe(), *band.around(m[key]))
         if ours and key == "energy_mj":
-            ours += " (unchecked: no published energy measurement)"
+            ours = energy_text(m[key], energy_band)
         lines.append(f"| {metric.label} | {ours} | {ref} |")
     lines += ["", "## Layers", ""]
     if version_now != source["profile_version"]:

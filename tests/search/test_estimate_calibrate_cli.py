@@ -17,6 +17,16 @@ def test_estimate_json_and_by_layer(tmp_path):
     assert data["hw"] == "pixel7:gpu" and data["macs"] > 1e6 and data["layers"]
     low, high = data["latency_band_ms"]  # from the profile's out-of-sample residuals; energy has none
     assert low < data["latency_ms"] < high and "out-of-sample rows" in data["latency_band"] and not data["energy_checked"]
+    assert data["energy_band_mj"] is None
+    rpi4 = run_cli("estimate", "--hw", "rpi4", "--model", "small_cnn", "--input-size", "32", "--json")
+    checked = json.loads(rpi4.stdout)  # rpi4:cpu's energy was checked against published board measurements
+    low, high = checked["energy_band_mj"]
+    band = load_profile_file(PROFILE_DIR / "rpi4.yaml").units["cpu"].energy_band
+    assert checked["energy_checked"] and band is not None and low < high
+    assert abs(low - checked["energy_mj"] * band.low) < 1e-9 * low
+    text = run_cli("estimate", "--hw", "rpi4", "--model", "small_cnn", "--input-size", "32").stdout
+    assert "published rows" in text and "unchecked" not in text
+    assert "unchecked" in run_cli("estimate", "--hw", "pixel7", "--model", "small_cnn", "--input-size", "32").stdout
     host = json.loads(run_cli("estimate", "--hw", "host", "--model", "small_cnn", "--input-size", "32", "--json").stdout)
     assert host["latency_band_ms"] is None and host["latency_band"] == "no out-of-sample check"
     int8 = json.loads(
