@@ -249,7 +249,10 @@ class CostModel:
             kind = cast(ComputeKind, kind)
             channels = op.channels[1:] if kind in ("depthwise", "grouped") else op.channels  # per-group inputs are few
             efficiency = unit.efficiency(precision, kind) * unit.alignment_factor(precision, channels, kind)
-            vector_rate = unit.vector_gops[precision].value * unit.vector_efficiency("epilogue") * 1e9
+            # per output: bias, activation, store; the generic im2col + GEMM path also gathers and packs ("gather")
+            gathers = kind == "im2col" and "gather" in unit.vector_kind_efficiency
+            per_output = unit.vector_efficiency("gather" if gathers else "epilogue")
+            vector_rate = unit.vector_gops[precision].value * per_output * 1e9
             seconds_per_unit = 1 / (unit.gmacs[precision].value * efficiency * 1e9)
             compute_s = (op.work_macs * seconds_per_unit + op.output_elems / vector_rate) / unit.occupancy(op.output_elems)
             work = op.work_macs

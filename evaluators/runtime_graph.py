@@ -330,6 +330,8 @@ class _ExecutedReader:
         kind = conv_kind(group, dims)
         if not (quantized or blocked):  # onnxruntime's generic path: im2col + GEMM, one GEMM per group
             kind = "im2col" if group == 1 else "grouped"
+        if quantized and kind == "conv" and not symmetric_int8_channels(int(dims[1]), int(dims[0])):
+            kind = "im2col"  # the generic im2col + QGEMM path (e.g. an image stem's 3 input channels)
         data = [x] + ([node.input[3]] if blocked and len(node.input) > 3 and node.input[3] else [])
         weights, biases = math.prod(dims), self._bias(node, 8 if quantized else 2)
         macs = conv_macs(math.prod(out_shape), dims)
@@ -403,6 +405,13 @@ class _ExecutedReader:
             self.source[out] = src
             return op, []
         return op, [src]
+
+
+def symmetric_int8_channels(input_channels: int, output_channels: int) -> bool:
+    """Whether onnxruntime's symmetric INT8 convolution kernel takes an ungrouped conv of these channel counts
+    (MLAS convsym.cpp, ``MlasConvSymPackWSize`` on x86: input channels a multiple of 4, output channels a multiple of
+    4 (8 on AVX2) and at least 16); other convs run the generic im2col + QGEMM path."""
+    return input_channels % 4 == 0 and output_channels % 4 == 0 and output_channels >= 16
 
 
 def _spatial(node: onnx.NodeProto, size: Shape, kernel: Shape | None = None) -> Shape:

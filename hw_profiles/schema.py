@@ -24,7 +24,9 @@ ComputeKind = Literal["conv", "pointwise", "depthwise", "grouped", "gemm", "im2c
 CORE_KINDS = ("conv", "pointwise", "depthwise", "grouped", "gemm")
 # Kinds of the ops that are not MACs (see evaluators.graph.KIND): their rate is vector_gops x this efficiency.
 # "epilogue" is the per-output work of a compute op (bias, activation, requantization, store).
-VectorKind = Literal["activation", "eltwise", "pool", "reduce", "norm", "softmax", "copy", "resize", "convert", "epilogue"]
+VectorKind = Literal[
+    "activation", "eltwise", "pool", "reduce", "norm", "softmax", "copy", "resize", "convert", "epilogue", "gather"
+]
 # Output elements one GPU work item writes: the TFLite GPU delegate stores tensors as 4-channel slices.
 ITEM_ELEMS = 4
 

@@ -64,14 +64,14 @@ def random_candidates(
 
 
 def op_zoo(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
-    """Micro-benchmark network: a stack of odd-shaped layers (unaligned channels, 5x5 depthwise, max pooling)."""
+    """Micro-benchmark network: a stack of odd-shaped layers (7x7 stem, unaligned channels, 5x5 depthwise, max pooling)."""
     from torch import nn
 
     def block(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
     return nn.Sequential(
-        *block(in_chans, 20, 3, 2),
+        *block(in_chans, 20, 7, 2),  # a 7x7 stem beside the 3x3 ones of the models: separates per-MAC from per-output cost
         *block(20, 20, 3, groups=20),
         *block(20, 60, 1),
         *block(60, 60, 5, 2, groups=60),

@@ -43,6 +43,8 @@ def test_executed_graph_shows_what_onnxruntime_runs():
     estimate = estimate_model(_int8_graph(), profile, "cpu")
     assert not [row for row in estimate.layers if row.op_type == "Convert"]  # conversions are the graph's own ops
     assert estimate.latency_ms > 0
+    # the 3-channel stem misses the symmetric INT8 kernel's channel alignment: onnxruntime runs it as im2col + QGEMM
+    assert [op.kind for op in graph.ops if op.op_type == "QLinearConv"] == ["im2col", "conv"]
 
 
 def test_host_and_device_views_count_the_same_weights():
