@@ -335,6 +335,9 @@ class _ExecutedReader:
         data = [x] + ([node.input[3]] if blocked and len(node.input) > 3 and node.input[3] else [])
         weights, biases = math.prod(dims), self._bias(node, 8 if quantized else 2)
         macs = conv_macs(math.prod(out_shape), dims)
+        work_macs = macs
+        if quantized and group == 1:  # MLAS packs INT8 weights in panels of 16 output channels, zero-padded
+            work_macs = macs * -(-int(dims[0]) // INT8_PANEL) * INT8_PANEL // int(dims[0])
         op = compute_op(
             node,
             kind,
@@ -346,7 +349,7 @@ class _ExecutedReader:
             in_elems=sum(math.prod(self.shape.get(t, (1,))) for t in data),
             out_shape=out_shape,
             channels=(int(dims[1]), int(dims[0])),
-            work_macs=macs,
+            work_macs=work_macs,
             work_weight_bytes=stored_bytes(precision, weights, biases),
         )
         return op, data
@@ -405,6 +408,11 @@ class _ExecutedReader:
             self.source[out] = src
             return op, []
         return op, [src]
+
+
+# Output channels per packed weight panel of MLAS's INT8 convolutions and GEMMs (convsym.cpp
+# FilterOutputChannelPackCount, MlasGemmPackB's AlignedN): other counts are computed padded to it.
+INT8_PANEL = 16
 
 
 def symmetric_int8_channels(input_channels: int, output_channels: int) -> bool:

@@ -154,3 +154,14 @@ def test_static_and_executed_views_agree_on_params_bytes_and_macs(name):
         size = {"fp32": 4, "fp16": 2, "int8": 1}[precision]
         stored += conv.weight.numel() * size + conv.bias.numel() * (4 if precision == "int8" else size)  # INT32 biases
     assert device.size_bytes == stored
+
+
+def test_int8_convs_are_costed_on_whole_16_channel_weight_panels():
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.Conv2d(32, 20, 1), torch.nn.ReLU(), torch.nn.Conv2d(20, 32, 1)
+    ).eval()
+    graph = export_onnx(model, 16)
+    calibration = np.random.default_rng(0).standard_normal((8, 3, 16, 16)).astype(np.float32)
+    int8 = quantize_int8(graph, calibration, compute_node_names(graph))
+    convs = [op for op in graph_for_unit(int8, load_profile("host")[1]).ops if op.op_type == "QLinearConv"]
+    assert [op.work_macs / op.macs for op in convs][:2] == [1.0, 32 / 20]  # 20 output channels run as 32
