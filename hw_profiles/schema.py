@@ -219,7 +219,11 @@ class Profile(_Strict):
             for path, item in _sourced_items(unit):
                 if item.source not in self.sources:
                     raise ValueError(f"units.{unit_name}.{path} cites source '{item.source}', which is not in sources")
-            for field, cited in (("winograd", unit.winograd), ("latency_band", unit.latency_band)):
+            for field, cited in (
+                ("winograd", unit.winograd),
+                ("latency_band", unit.latency_band),
+                ("energy_band", unit.energy_band),
+            ):
                 if cited is not None and cited.source not in self.sources:
                     raise ValueError(f"units.{unit_name}.{field} cites source '{cited.source}', which is not in sources")
             if unit.fallback is not None and unit.fallback not in self.units:
@@ -236,7 +240,12 @@ class Profile(_Strict):
     def cited_sources(self) -> set[str]:
         """The keys of ``sources`` that some number of some unit cites."""
         numbers = {item.source for unit in self.units.values() for _, item in _sourced_items(unit)}
-        cited = [cite for unit in self.units.values() for cite in (unit.winograd, unit.latency_band) if cite is not None]
+        cited = [
+            cite
+            for unit in self.units.values()
+            for cite in (unit.winograd, unit.latency_band, unit.energy_band)
+            if cite is not None
+        ]
         return numbers | {cite.source for cite in cited}
 
 

@@ -77,3 +77,17 @@ def test_schema_errors_exit_2_on_the_command_line(tmp_path, mutate, message):
 
     result = run_cli("estimate", "--hw", str(_write(tmp_path, mutate)), "--model", "small_cnn", "--input-size", "32")
     assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_refit_keeps_the_source_of_an_energy_band():
+    from hw_profiles.writer import with_unit
+
+    profile = load_profile_file(PROFILE_DIR / "rpi4.yaml")
+    band = profile.units["cpu"].energy_band
+    assert band is not None and band.source in profile.cited_sources()
+    refit = with_unit(profile, "cpu", profile.units["cpu"], "refit", "a new calibration")  # drops uncited sources
+    assert band.source in refit.sources
+    data = yaml.safe_load((PROFILE_DIR / "rpi4.yaml").read_text())
+    del data["sources"][band.source]
+    with pytest.raises(ValueError, match="energy_band cites source"):
+        type(profile).model_validate(data)
