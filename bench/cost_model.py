@@ -17,7 +17,8 @@
     python bench/cost_model.py --part models --precisions fp32,int8
     python bench/cost_model.py --part energy
 
-(d) energy: predicted energy per inference and average power against published whole-board measurements.
+(d) energy: predicted energy per inference and average power against published measurements (wall, board or
+module rail, as each row says).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import math
 import random
 import statistics
 import sys
+from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
 
@@ -159,15 +161,16 @@ def energy_part(write_bands: bool = False) -> None:
     for key, values in ratios.items():
         energy, power_r, dynamic = zip(*values, strict=True)
         known = [d for d in dynamic if d is not None]
-        line = (
-            f"  {key}: {len(values)} rows; energy {min(energy):.2f}-{max(energy):.2f} "
-            f"({sum(0.7 <= r <= 1.3 for r in energy)} within); power {min(power_r):.2f}-{max(power_r):.2f} "
-            f"({sum(0.7 <= r <= 1.3 for r in power_r)} within)"
-        )
+        line = f"  {key}: {len(values)} rows; energy {_ratio_range(energy)}; power {_ratio_range(power_r)}"
         if known:
-            line += f"; power above idle {min(known):.2f}-{max(known):.2f} ({sum(0.7 <= r <= 1.3 for r in known)} within)"
+            line += f"; power above idle {_ratio_range(known)}"
         print(line)
     energy_bands(residuals, write_bands)
+
+
+def _ratio_range(ratios: Sequence[float]) -> str:
+    """``0.41-0.71 (1 within)``: the range of predicted / published ratios and how many lie within +-30%."""
+    return f"{min(ratios):.2f}-{max(ratios):.2f} ({sum(0.7 <= r <= 1.3 for r in ratios)} within)"
 
 
 def energy_bands(residuals: dict[str, list[tuple[str, float]]], write: bool) -> None:
