@@ -8,6 +8,9 @@ checks) is one piece of evidence on one device unit. Two protocols, per unit:
   determine them) are fitted again on every other publication's rows, and that publication's rows are predicted;
 - leave-one-family-out: the same with architecture families (resnet, mobilenetv2, efficientnet...).
 
+Every fold starts from the unit's priors (``Unit.priors``: the data sheet's MAC rates, the runtime's overheads),
+never from the shipped fit, which saw every row; what a fold's rows cannot determine stays at its prior.
+
 Reported per unit: rows predicted out of sample, share within +-10% and +-30%, median |error|, Spearman, and the
 pairs of one publication's rows kept in the published order. Only the calibrated parameters are refitted: the
 priors (kernel efficiencies, bandwidths) were chosen by hand while looking at these rows in earlier work, so this
@@ -132,13 +135,14 @@ def merged(rows: list[Row]) -> list[Row]:
 def holdout_unit(device: str, unit_name: str, rows: list[Row], protocol: str, graphs: dict) -> list[tuple[Row, float, str]]:
     """Each row of the unit predicted by the unit refitted without its publication (or family): (row, predicted,
     the parameters fitted or why none could be)."""
-    from evaluators.calibration import Sample, fit, predict
+    from evaluators.calibration import Sample, at_priors, fit, predict
     from evaluators.estimate import graph_for_unit
     from hw_profiles import load_profile
-    from search.calibrate import Measurement, default_params
+    from search.calibrate import Measurement, default_params, tie_unmeasured_precisions
     from search.model_graphs import model_graph
 
-    profile, unit, _ = load_profile(f"{device}:{unit_name}")
+    profile, shipped, _ = load_profile(f"{device}:{unit_name}")
+    unit = at_priors(shipped)  # every fold starts from the data sheet, never from numbers fitted on its held-out rows
     fallback = profile.fallback_of(unit_name)
 
     def sample(row: Row) -> Sample:
@@ -158,11 +162,12 @@ def holdout_unit(device: str, unit_name: str, rows: list[Row], protocol: str, gr
         params = list(wanted)
         while params and len(params) >= len(train):
             params.pop()  # never as many unknowns as rows
-        if not params:  # the shipped calibrated values came from these very rows: no out-of-sample prediction
+        if not params:  # nothing to fit: a prediction from the priors alone says nothing about the fit
             out += [(r, math.nan, NOT_OUT_OF_SAMPLE) for r in test]
             continue
-        fitted = fit(unit, [sample(r) for r in train], params, "holdout", fallback=fallback).unit
-        note = ", ".join(params) + (" (the rest kept as shipped)" if params != wanted else "")
+        result = fit(unit, [sample(r) for r in train], params, "holdout", fallback=fallback)
+        fitted = tie_unmeasured_precisions(result, unit, params, "holdout").unit
+        note = ", ".join(params) + (" (the rest at their priors)" if params != wanted else "")
         out += [(r, predict(fitted, sample(r), fallback), note) for r in test]
     return out
 

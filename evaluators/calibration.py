@@ -11,7 +11,7 @@ import numpy as np
 from core.precisions import REFERENCE, precision_names
 from evaluators.cost_model import CostModel
 from evaluators.graph import Graph
-from hw_profiles.schema import ComputeKind, Unit, VectorKind
+from hw_profiles.schema import CALIBRATION_PREFIX, ComputeKind, Sourced, Unit, VectorKind, sourced_items
 
 # Parameters a calibration may fit, as dotted paths into a Unit.
 KINDS = get_args(ComputeKind)
@@ -102,13 +102,27 @@ def get_value(unit: Unit, path: str) -> float:
 
 def with_values(unit: Unit, values: dict[str, float], source: str) -> Unit:
     """A copy of ``unit`` with the numbers at the given paths replaced and citing ``source``."""
+    return _with_entries(unit, {path: Sourced(value=float(value), source=source) for path, value in values.items()})
+
+
+def at_priors(unit: Unit) -> Unit:
+    """``unit`` with every calibrated number back at its prior (``Unit.priors``), each citing the prior's source;
+    ValueError naming the calibrated numbers that have no prior."""
+    calibrated = [path for path, item in sourced_items(unit) if item.source.startswith(CALIBRATION_PREFIX)]
+    lacking = [path for path in calibrated if path not in unit.priors]
+    if lacking:
+        raise ValueError(f"calibrated numbers without a prior: {', '.join(lacking)}; add them to the unit's priors")
+    return _with_entries(unit, unit.priors)
+
+
+def _with_entries(unit: Unit, entries: dict[str, Sourced]) -> Unit:
     data = unit.model_dump()
-    for path, value in values.items():
+    for path, entry in entries.items():
         node = data
         *parents, last = path.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[last] = {"value": float(value), "source": source}
+        node[last] = entry.model_dump()
     return Unit.model_validate(data)
 
 

@@ -27,6 +27,8 @@ CORE_KINDS = ("conv", "pointwise", "depthwise", "grouped", "gemm")
 VectorKind = Literal[
     "activation", "eltwise", "pool", "reduce", "norm", "softmax", "copy", "resize", "convert", "epilogue", "gather"
 ]
+# The start of the source key of every number a calibration fitted (``calibration-DATE-UNIT``).
+CALIBRATION_PREFIX = "calibration-"
 # Output elements one GPU work item writes: the TFLite GPU delegate stores tensors as 4-channel slices.
 ITEM_ELEMS = 4
 
@@ -100,6 +102,10 @@ class Unit(_Strict):
     latency_band: Band | None = None  # None: no out-of-sample check of this unit's latency
     energy_band: Band | None = None  # None: no published energy measurement checks this unit ("energy unchecked")
     energy: Energy
+    # The value each calibrated number (gmacs.int8, overhead_us...) had before any calibration, from the data sheet
+    # and the runtime's priors alone: the hold-out (bench/holdout.py) starts every fold from these, so no fold reuses
+    # a number fitted on the rows it predicts. Keyed by the number's dotted path; calibration never changes them.
+    priors: dict[str, Sourced] = Field(default_factory=dict)
 
     def efficiency(self, precision: Precision, kind: ComputeKind) -> float:
         """Share of ``gmacs[precision]`` reached by ops of ``kind`` (the per-precision value when given)."""
@@ -158,6 +164,9 @@ class Unit(_Strict):
             raise ValueError(f"memory_overlap {self.overlap():g} is a share: it must lie between 0 and 1")
         if self.threads > self.max_threads:
             raise ValueError(f"threads {self.threads} exceeds max_threads {self.max_threads}")
+        unknown = sorted(p for p in self.priors if p.split(".")[0] not in type(self).model_fields or p.startswith("priors"))
+        if unknown:
+            raise ValueError(f"priors name {', '.join(unknown)}, which are not numbers of a unit (e.g. gmacs.fp32, overhead_us)")
         return self
 
 
@@ -216,7 +225,7 @@ class Profile(_Strict):
         if self.default_unit not in self.units:
             raise ValueError(f"default_unit '{self.default_unit}' is not one of the units ({', '.join(self.units)})")
         for unit_name, unit in self.units.items():
-            for path, item in _sourced_items(unit):
+            for path, item in sourced_items(unit):
                 if item.source not in self.sources:
                     raise ValueError(f"units.{unit_name}.{path} cites source '{item.source}', which is not in sources")
             for field, cited in (
@@ -239,7 +248,7 @@ class Profile(_Strict):
 
     def cited_sources(self) -> set[str]:
         """The keys of ``sources`` that some number of some unit cites."""
-        numbers = {item.source for unit in self.units.values() for _, item in _sourced_items(unit)}
+        numbers = {item.source for unit in self.units.values() for _, item in sourced_items(unit)}
         cited = [
             cite
             for unit in self.units.values()
@@ -249,14 +258,14 @@ class Profile(_Strict):
         return numbers | {cite.source for cite in cited}
 
 
-def _sourced_items(model: BaseModel, prefix: str = ""):
+def sourced_items(model: BaseModel, prefix: str = ""):
     """Every Sourced number inside ``model``, with its dotted path."""
     for name, value in model:
         path = f"{prefix}{name}"
         if isinstance(value, Sourced):
             yield path, value
         elif isinstance(value, BaseModel):
-            yield from _sourced_items(value, path + ".")
+            yield from sourced_items(value, path + ".")
         elif isinstance(value, dict):
             for key, item in value.items():
                 if isinstance(item, Sourced):

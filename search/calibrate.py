@@ -33,7 +33,9 @@ class Measurement:
 
 def source_key(profile: Profile, unit_name: str) -> str:
     """A new key for the calibration of one unit: ``calibration-DATE-UNIT``, numbered if the day has one already."""
-    base = f"calibration-{datetime.date.today().isoformat()}-{unit_name}"
+    from hw_profiles.schema import CALIBRATION_PREFIX
+
+    base = f"{CALIBRATION_PREFIX}{datetime.date.today().isoformat()}-{unit_name}"
     key, n = base, 1
     while key in profile.sources:
         n += 1

@@ -14,6 +14,26 @@ def test_every_bundled_profile_validates(name):
     assert unit.precisions
 
 
+@pytest.mark.parametrize("name", [n for n in list_profiles() if n != "host"])
+def test_every_calibrated_number_of_a_device_profile_has_its_prior(name):
+    from evaluators.calibration import at_priors, get_value
+
+    profile = load_profile(name)[0]
+    for unit in profile.units.values():
+        start = at_priors(unit)  # the hold-out's folds start here: refuses a calibrated number without a prior
+        for path, prior in unit.priors.items():
+            assert get_value(start, path) == prior.value
+
+
+def test_a_calibrated_number_without_a_prior_is_refused():
+    from evaluators.calibration import at_priors
+
+    unit = load_profile("pixel4:cpu")[1]
+    bare = unit.model_copy(update={"priors": {}})
+    with pytest.raises(ValueError, match=r"calibrated numbers without a prior: .*gmacs\.fp32"):
+        at_priors(bare)
+
+
 def _write(tmp_path, mutate):
     data = yaml.safe_load((PROFILE_DIR / "pixel7.yaml").read_text())
     mutate(data)
@@ -35,6 +55,7 @@ def _write(tmp_path, mutate):
             lambda d: d["units"]["gpu"]["memory_overlap"].update(value=1.5),
             "memory_overlap 1.5 is a share: it must lie between 0 and 1",
         ),
+        (lambda d: d["units"]["cpu"]["priors"].update(turbo={"value": 1, "source": "x1"}), "priors name turbo"),
     ],
 )
 def test_schema_errors_are_one_clear_line(tmp_path, mutate, message):
