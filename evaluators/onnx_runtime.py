@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -66,19 +65,11 @@ def measure_latency(
     sess: onnxruntime.InferenceSession, input_shape: tuple[int, ...], warmup: int = 10, repeats: int = 50, budget_s: float = 2.0
 ) -> float:
     """Median wall time (ms) of one inference on a batch-1 input, after warm-up; stops early after ``budget_s``."""
+    from core.timing import median_run_ms
+
     name = sess.get_inputs()[0].name
     x = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
-    for _ in range(warmup):
-        sess.run(None, {name: x})
-    times = []
-    deadline = time.perf_counter() + budget_s
-    for _ in range(repeats):
-        start = time.perf_counter()
-        sess.run(None, {name: x})
-        times.append(time.perf_counter() - start)
-        if time.perf_counter() > deadline and len(times) >= 5:
-            break
-    return statistics.median(times) * 1e3
+    return median_run_ms(lambda: sess.run(None, {name: x}), warmup, repeats, budget_s)
 
 
 def measure_rounds(

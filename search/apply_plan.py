@@ -10,6 +10,9 @@ from core.errors import UserError, check_at_least
 from core.files import atomic_target, check_out_file
 
 if TYPE_CHECKING:
+    from torch import nn
+
+    from search.data import DataSpec, Splits
     from spaces.plan import CompressionPlan
 
 
@@ -40,6 +43,22 @@ def read_plan(path: str) -> tuple[CompressionPlan, dict[str, Any]]:
         raise UserError(f"plan '{path}': {exc}: fix the file or export it again") from None
 
 
+def load_uncompressed(model_name: str, checkpoint: str | None, data: DataSpec) -> tuple[nn.Module, Splits]:
+    """The uncompressed model with its checkpoint's weights, and the data's splits; one-line errors for a missing
+    checkpoint."""
+    from search.data import load_splits
+    from search.models import build_model, load_checkpoint
+
+    if not checkpoint:
+        raise UserError("no checkpoint: pass --checkpoint of the uncompressed model's weights")
+    if not Path(checkpoint).is_file():
+        raise UserError(f"checkpoint '{checkpoint}' not found: pass --checkpoint with a copy of the weights on this machine")
+    splits = load_splits(data)
+    model = build_model(model_name, splits.num_classes)
+    load_checkpoint(model, checkpoint)
+    return model.eval(), splits
+
+
 def apply_plan(config: ApplyConfig) -> dict[str, Any]:
     """Rebuild the plan's candidate from the uncompressed weights, write its ONNX graph, return its metrics.
 
@@ -48,8 +67,8 @@ def apply_plan(config: ApplyConfig) -> dict[str, Any]:
     """
     from hw_profiles import load_profile
     from search.baseline import file_sha256
-    from search.data import load_splits, parse_data
-    from search.models import build_model, check_model_name, load_checkpoint
+    from search.data import parse_data
+    from search.models import check_model_name
     from search.run import RunConfig
     from search.trial import limit_threads, score_graph
     from spaces.apply import apply
@@ -72,23 +91,17 @@ def apply_plan(config: ApplyConfig) -> dict[str, Any]:
         config.train_size or (None if config.data else source.get("train_size")),
     )
     checkpoint = config.checkpoint or source.get("checkpoint")
-    if not checkpoint:
-        raise UserError("no checkpoint: pass --checkpoint of the uncompressed model's weights")
-    if not Path(checkpoint).is_file():
-        raise UserError(f"checkpoint '{checkpoint}' not found: pass --checkpoint with a copy of the weights on this machine")
     limit_threads(config.threads)
-    splits = load_splits(data)
-    model = build_model(config.model, splits.num_classes)
-    load_checkpoint(model, checkpoint)
+    model, splits = load_uncompressed(config.model, checkpoint, data)
     try:
-        graph = apply(plan, model.eval(), splits.train, data.input_size)
+        graph = apply(plan, model, splits.train, data.input_size)
     except PlanError as exc:
         raise UserError(f"plan '{config.plan}' does not fit model '{config.model}': {exc}") from None
     graph_bytes = graph.SerializeToString()
     with atomic_target(out) as temporary:
         temporary.write_bytes(graph_bytes)
     metrics, _ = score_graph(graph_bytes, profile, unit_name, splits, data.input_size, config.threads)
-    sha = file_sha256(Path(checkpoint))
+    sha = file_sha256(Path(str(checkpoint)))  # load_uncompressed refused a missing one
     return {
         **metrics,
         "hw": f"{profile.name}:{unit_name}",

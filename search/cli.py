@@ -315,12 +315,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """search export STUDY (--pareto | --trial N) --out DIR: plan, ONNX graph and model card per trial."""
 
-    from search.export import choose_trials, export_trials
+    from search.export import choose_trials, export_trials, parse_formats
 
+    formats = parse_formats(args.format)
     study = _study_of(args)
-    written = export_trials(study, choose_trials(study, None if args.pareto else args.trial), Path(args.out))
-    for folder in written:
-        print(f"{folder}: plan.yaml, model.onnx, MODEL_CARD.md")
+    written = export_trials(study, choose_trials(study, None if args.pareto else args.trial), Path(args.out), formats)
+    for folder, files in written:
+        print(f"{folder}: {', '.join(files)}")
     return 0
 
 
@@ -379,12 +380,20 @@ def _add_study_args(p: argparse.ArgumentParser, named: bool = True) -> None:
 
 
 def _add_replay(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="write plan.yaml, model.onnx and MODEL_CARD.md of the front or of chosen trials")
+    p = sub.add_parser(
+        "export", help="write plan.yaml, model.onnx (and/or model.tflite) and MODEL_CARD.md of the front or of chosen trials"
+    )
     _add_study_args(p)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--pareto", action="store_true", help="every member of the feasible Pareto front")
     which.add_argument("--trial", type=int, action="append", help="trial number (repeat for several)")
     p.add_argument("--out", required=True, help="folder to write trial_NNNNN/ folders into")
+    p.add_argument(
+        "--format",
+        default="onnx",
+        help="onnx, tflite or onnx,tflite: tflite rebuilds the candidate, converts it with LiteRT (the [litert] extra) "
+        "and scores it beside the ONNX graph",
+    )
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("rescore", help="re-price a study's trials on another device profile (new study, no re-training)")
     _add_study_args(p)

@@ -1,4 +1,4 @@
-"""Export trials of a study: per trial its plan (YAML), its ONNX graph and a model card (Markdown).
+"""Export trials of a study: per trial its plan (YAML), its ONNX graph and/or LiteRT .tflite, and a model card.
 
 A folder is built beside its destination and swapped in at the end, so a crash
 never leaves a half-written export.
@@ -23,6 +23,21 @@ if TYPE_CHECKING:
     from evaluators.cost_model import Estimate
 
 CARD = "MODEL_CARD.md"
+FORMATS = ("onnx", "tflite")
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``onnx,tflite`` as a tuple of known formats; a UserError naming the known ones otherwise (and the install
+    command when ``tflite`` is asked for without the ``[litert]`` extra)."""
+    formats = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise UserError(f"unknown --format '{text}': use onnx, tflite or onnx,tflite")
+    if "tflite" in formats:
+        from spaces.litert import require_litert
+
+        require_litert()
+    return formats
 
 
 def plan_source(study: optuna.Study, trial: TrialRecord) -> dict[str, Any]:
@@ -67,19 +82,33 @@ def choose_trials(study: optuna.Study, numbers: list[int] | None) -> list[TrialR
     return chosen
 
 
-def write_trial(study: optuna.Study, trial: TrialRecord, folder: Path) -> None:
-    """``plan.yaml``, ``model.onnx`` and ``MODEL_CARD.md`` of ``trial`` in ``folder`` (created)."""
+def write_trial(study: optuna.Study, trial: TrialRecord, folder: Path, formats: tuple[str, ...] = ("onnx",)) -> list[str]:
+    """``plan.yaml``, the artifacts of ``formats`` (``model.onnx``, ``model.tflite``) and ``MODEL_CARD.md`` of
+    ``trial`` in ``folder`` (created); returns the names of the files written."""
     from spaces.plan import CompressionPlan
 
     folder.mkdir(parents=True)
     source = plan_source(study, trial)
     CompressionPlan.from_dict(trial.plan).to_yaml(folder / "plan.yaml", source=source)
-    shutil.copyfile(trial.onnx, folder / "model.onnx")
-    (folder / CARD).write_text(model_card(study, trial, source))
+    written = ["plan.yaml"]
+    if "onnx" in formats:
+        shutil.copyfile(trial.onnx, folder / "model.onnx")
+        written.append("model.onnx")
+    card = model_card(study, trial, source)
+    if "tflite" in formats:
+        from search.litert_export import TFLITE, card_section, write_tflite
+
+        card += "\n" + "\n".join(card_section(write_tflite(trial, source, folder)))
+        written.append(TFLITE)
+    (folder / CARD).write_text(card)
+    return [*written, CARD]
 
 
-def export_trials(study: optuna.Study, trials: list[TrialRecord], out_dir: Path) -> list[Path]:
-    """Write each trial under ``out_dir/trial_NNNNN`` (replacing an earlier export of it); returns the folders."""
+def export_trials(
+    study: optuna.Study, trials: list[TrialRecord], out_dir: Path, formats: tuple[str, ...] = ("onnx",)
+) -> list[tuple[Path, list[str]]]:
+    """Write each trial under ``out_dir/trial_NNNNN`` (replacing an earlier export of it); returns each folder and
+    the files in it. A trial that fails leaves nothing of itself behind."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out '{out_dir}' is a file: pass a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -88,10 +117,14 @@ def export_trials(study: optuna.Study, trials: list[TrialRecord], out_dir: Path)
         final = out_dir / f"trial_{trial.number:05d}"
         staging = out_dir / f".{final.name}.tmp"
         shutil.rmtree(staging, ignore_errors=True)
-        write_trial(study, trial, staging)
+        try:
+            files = write_trial(study, trial, staging, formats)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         shutil.rmtree(final, ignore_errors=True)
         staging.replace(final)
-        written.append(final)
+        written.append((final, files))
     return written
 
 

@@ -36,31 +36,22 @@ def check_plan_fits(plan: CompressionPlan, analysis: ModelAnalysis) -> None:
         raise PlanError(f"the plan names layers the model does not have: {', '.join(unknown[:3])}{more}")
 
 
-def apply(
+def prune_and_recover(
     plan: CompressionPlan,
     model: nn.Module,
     train_set: ImageDataset,
     input_size: int,
     analysis: ModelAnalysis | None = None,
     stages: Stages | None = None,
-) -> onnx.ModelProto:
-    """Build the candidate of ``plan`` from the uncompressed ``model`` (left untouched).
-
-    Steps: structured pruning of each coupled group (Torch-Pruning); a recovery
-    fine-tune on ``train_set`` when anything was pruned (distilled from ``model``
-    if the recipe says so); ONNX export with BatchNorm folded; INT8 layers by
-    NNCF post-training quantization; FP16 layers by casts (``spaces.realise``); ``onnx.checker``.
-    The plan is stored in the graph's metadata (key ``compression_plan``). ``stages`` (if given) receives the
-    seconds of each step: analyse, prune, finetune, export, precisions.
-    """
-    import onnx
+) -> nn.Module:
+    """The plan's FP32 candidate: a copy of ``model`` (left untouched) with each coupled group's channels removed
+    (Torch-Pruning) and, when anything was pruned, a recovery fine-tune on ``train_set`` (distilled from ``model``
+    if the recipe says so). ``stages`` (if given) receives the seconds of analyse, prune and finetune."""
     import torch
 
     from core.timing import Stages
     from spaces.finetune import train
-    from spaces.onnx_export import export_onnx
     from spaces.pruning import group_ratios, prune
-    from spaces.realise import Calibration, realise_precisions
 
     recipe = plan.recipe
     stages = stages if stages is not None else Stages()
@@ -77,12 +68,41 @@ def apply(
         teacher = model if recipe.distill else None
         with stages.stage("finetune"):
             train(candidate, train_set, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed, teacher=teacher)
+    return candidate.eval()
+
+
+def plan_calibration_images(plan: CompressionPlan, train_set: ImageDataset) -> np.ndarray:
+    """The images a plan's INT8 layers are calibrated on (its recipe's count and seed), for every artifact format."""
+    return calibration_images(train_set, plan.recipe.calibration_size, plan.recipe.seed)
+
+
+def apply(
+    plan: CompressionPlan,
+    model: nn.Module,
+    train_set: ImageDataset,
+    input_size: int,
+    analysis: ModelAnalysis | None = None,
+    stages: Stages | None = None,
+) -> onnx.ModelProto:
+    """Build the candidate of ``plan`` from the uncompressed ``model`` (left untouched).
+
+    Steps: :func:`prune_and_recover`; ONNX export with BatchNorm folded; INT8 layers by
+    NNCF post-training quantization; FP16 layers by casts (``spaces.realise``); ``onnx.checker``.
+    The plan is stored in the graph's metadata (key ``compression_plan``). ``stages`` (if given) receives the
+    seconds of each step: analyse, prune, finetune, export, precisions.
+    """
+    import onnx
+
+    from core.timing import Stages
+    from spaces.onnx_export import export_onnx
+    from spaces.realise import Calibration, realise_precisions
+
+    stages = stages if stages is not None else Stages()
+    candidate = prune_and_recover(plan, model, train_set, input_size, analysis, stages)
     with stages.stage("export"):
         graph = export_onnx(candidate, input_size)
     layers = {name: plan.layers_in(name) for name in precision_names()}
-    calibration = Calibration(
-        lambda: calibration_images(train_set, recipe.calibration_size, recipe.seed), quantizer=recipe.quantizer
-    )
+    calibration = Calibration(lambda: plan_calibration_images(plan, train_set), quantizer=plan.recipe.quantizer)
     with stages.stage("precisions"):
         graph = realise_precisions(graph, layers, calibration)
         onnx.checker.check_model(graph)
@@ -102,4 +122,12 @@ def quantizable_layers(model: nn.Module, train_set: ImageDataset, input_size: in
     return quantized_nodes(quantized) & set(names)
 
 
-__all__ = ["PlanError", "apply", "calibration_images", "check_plan_fits", "quantizable_layers"]
+__all__ = [
+    "PlanError",
+    "apply",
+    "calibration_images",
+    "check_plan_fits",
+    "plan_calibration_images",
+    "prune_and_recover",
+    "quantizable_layers",
+]

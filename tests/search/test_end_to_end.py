@@ -195,6 +195,40 @@ def test_export_then_apply_rebuilds_the_trials_model(run_dir, tmp_path):
     assert front.returncode == 0 and len(list((tmp_path / "front").iterdir())) == len(study.best_trials)
 
 
+def test_export_as_tflite_scores_it_beside_the_onnx_graph(run_dir, tmp_path):
+    import re
+
+    study = _study(run_dir)
+    mixed = [t for t in study.best_trials if len({layer["precision"] for layer in t.user_attrs["plan"]["layers"].values()}) > 1]
+    trial = (mixed or [next(t for t in study.trials if t.user_attrs.get("baseline") == "all-int8")])[0]
+
+    def export(fmt: str, out: str):
+        return run_cli("export", STUDY, "--run-dir", str(run_dir), "--trial", str(trial.number), "--format", fmt, "--out", out)
+
+    both = export("onnx,tflite", str(tmp_path / "both"))
+    assert both.returncode == 0, both.stderr
+    folder = tmp_path / "both" / f"trial_{trial.number:05d}"
+    assert {p.name for p in folder.iterdir()} == {"plan.yaml", "model.onnx", "model.tflite", "MODEL_CARD.md"}
+    card = (folder / "MODEL_CARD.md").read_text()
+    for name, layer in trial.user_attrs["plan"]["layers"].items():
+        stored = {"fp32": "float32", "fp16": "float16", "int8": "int8"}[layer["precision"]]
+        assert f"| {name} | {layer['precision']} | {stored} |" in card
+    litert, onnx_top1 = map(float, re.search(r"test top-1 % \(\d+ images\) \| ([\d.]+) \| ([\d.]+) \|", card).groups())
+    if "test_top1" in trial.user_attrs:  # the ONNX graph scored again here, as the trial scored it
+        assert onnx_top1 == pytest.approx(100 * trial.user_attrs["test_top1"], abs=0.01)
+    agreement = float(re.search(r"same class on ([\d.]+)%", card).group(1))
+    assert agreement >= 97 and abs(litert - onnx_top1) <= 3
+    assert re.search(r"\| host latency ms \| \d+\.\d+ \| \d+\.\d+ \|", card)
+
+    only = export("tflite", str(tmp_path / "one"))
+    assert only.returncode == 0, only.stderr
+    assert {p.name for p in (tmp_path / "one" / folder.name).iterdir()} == {"plan.yaml", "model.tflite", "MODEL_CARD.md"}
+
+    bad = export("onnx,pdf", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "unknown --format 'onnx,pdf': use onnx, tflite or onnx,tflite" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
 def test_bad_input_is_one_line_exit_2_and_leaves_the_database_alone(run_dir, tmp_path):
     import torch
 
