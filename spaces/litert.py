@@ -1,11 +1,14 @@
 """LiteRT (.tflite) artifacts of a candidate: convert the pruned torch model, set each layer's precision, verify it.
 
 litert-torch converts the (pruned, recovered) FP32 model; ai-edge-quantizer then applies one recipe entry per
-plan layer, selected by the exact name of the layer's op in the flatbuffer: INT8 layers static INT8 (weights per
-channel, activations per tensor, calibrated on the same images as the ONNX path), FP16 layers float16 weights
-(LiteRT's FLOAT_CASTING: stored in FP16, dequantized to FP32 at load; XNNPACK runs FP16 arithmetic only for a
-whole graph, by a delegate flag), FP32 layers as converted. The written file is read back and every layer's
-weight type checked against its plan: a mismatch is an error, never a silent FP32 layer.
+plan layer, selected by the exact name of the layer's op in the flatbuffer: INT8 layers static INT8 (symmetric,
+weights per channel, activations per tensor, calibrated on the same images as the ONNX path), FP16 layers float16
+weights (LiteRT's FLOAT_CASTING: stored in FP16, dequantized to FP32 at load; XNNPACK runs FP16 arithmetic only
+for a whole graph, by a delegate flag), FP32 layers as converted. Adds and pooling ops whose every input comes
+from INT8 layers run in INT8 too, as NNCF quantizes them in the ONNX graph. The two INT8 artifacts are quantized
+by two tools (NNCF with its bias correction, ai-edge-quantizer by min/max): the same plan, not the same numbers.
+The written file is read back and every layer's weight type checked against its plan: a mismatch is an error,
+never a silent FP32 layer.
 
 Optional: needs the ``[litert]`` extra (litert-torch, ai-edge-quantizer, ai-edge-litert), imported lazily.
 """
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 
 INSTALL = "pip install -c constraints.txt -e '.[litert]'"
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# Ops that run in INT8 when every input comes from INT8 ops, as NNCF quantizes the inputs of the ONNX graph's Add
+# and pooling ops between INT8 layers: the .tflite then requantizes where the ONNX graph does, not around every add.
+INT8_FOLLOWERS = ("ADD", "MUL", "PAD", "MEAN", "SUM", "MAX_POOL_2D", "AVERAGE_POOL_2D", "CONCATENATION")
 # The weight type each realisation leaves on a layer's op in the .tflite.
 WEIGHT_TYPE = {Realisation.NONE: "float32", Realisation.FP16_CAST: "float16", Realisation.INT8_QDQ: "int8"}
 
@@ -93,13 +99,7 @@ def layer_ops(path: Path, layers: Sequence[str]) -> dict[str, LayerOp]:
 
 def read_ops(path: Path) -> list[tuple[LayerOp, list[str]]]:
     """The compute ops of a .tflite, each with the names of its weight and outputs."""
-    interpreter = _interpreter(path)
-    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
-    producers = {}
-    details = interpreter._get_ops_details()  # the interpreter's only listing of ops
-    for op in details:
-        for out in op["outputs"]:
-            producers[int(out)] = op
+    details, tensors, producers, _ = _op_table(path)
     out = []
     for op in details:
         if op["op_name"] not in COMPUTE_OPS:
@@ -111,10 +111,40 @@ def read_ops(path: Path) -> list[tuple[LayerOp, list[str]]]:
             weight = int(source["inputs"][0])
             weight_type = tensors[weight]["dtype"].__name__
         outputs = [tensors[int(i)]["name"] for i in op["outputs"]]
-        scope = ";".join(outputs) + ";"
-        layer_op = LayerOp(int(op["index"]), op["op_name"], scope, weight_type)
+        layer_op = LayerOp(int(op["index"]), op["op_name"], _scope(op, tensors), weight_type)
         out.append((layer_op, [tensors[weight]["name"], *outputs]))
     return out
+
+
+def int8_followers(path: Path, int8_ops: set[int]) -> list[tuple[str, str]]:
+    """(scope, op type) of the ops of :data:`INT8_FOLLOWERS` whose every input is written by an INT8 op (the
+    compute ops ``int8_ops``, by index, or followers found before them); constants do not count as inputs."""
+    details, tensors, producers, graph_inputs = _op_table(path)
+    int8, out = set(int8_ops), []
+    for op in details:
+        if op["op_name"] not in INT8_FOLLOWERS:
+            continue
+        inputs = [int(i) for i in op["inputs"] if int(i) >= 0]
+        data = [producers[i] for i in inputs if i in producers]
+        if data and not graph_inputs & set(inputs) and all(int(p["index"]) in int8 for p in data):
+            int8.add(int(op["index"]))
+            out.append((_scope(op, tensors), op["op_name"]))
+    return out
+
+
+def _scope(op: dict[str, Any], tensors: dict[int, dict[str, Any]]) -> str:
+    """An op's scope as ai-edge-quantizer matches it: its output tensors' names, each followed by ``;``."""
+    return ";".join(tensors[int(i)]["name"] for i in op["outputs"]) + ";"
+
+
+def _op_table(path: Path) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]], dict[int, dict[str, Any]], set[int]]:
+    """Every op of a .tflite in execution order, its tensors by index, the op that writes each tensor, and the
+    graph's input tensors (a tensor no op writes is one of these or a constant)."""
+    interpreter = _interpreter(path)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    details = [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]  # the only listing of ops
+    producers = {int(out): op for op in details for out in op["outputs"]}
+    return details, tensors, producers, {int(d["index"]) for d in interpreter.get_input_details()}
 
 
 def _interpreter(path: Path) -> Any:
@@ -140,11 +170,18 @@ def set_precisions(
     wanted = {layer: precision(name).realisation for name, names in layers.items() for layer in names}
     ops = layer_ops(float_path, list(wanted))
     recipe = quantizer.Quantizer(str(float_path))
+    int8_config = qtyping.OpQuantizationConfig(  # as NNCF quantizes the ONNX graph: symmetric, weights per channel
+        activation_tensor_config=qtyping.TensorQuantizationConfig(num_bits=8, symmetric=True),
+        weight_tensor_config=qtyping.TensorQuantizationConfig(
+            num_bits=8, symmetric=True, granularity=qtyping.QuantGranularity.CHANNELWISE
+        ),
+        compute_precision=qtyping.ComputePrecision.INTEGER,
+    )
     for layer, realisation in wanted.items():
         op, regex = ops[layer], f"^{re.escape(ops[layer].scope)}$"
         kind = qtyping.TFLOperationName(op.op_type)
         if realisation == Realisation.INT8_QDQ:
-            recipe.add_static_config(regex, kind, activation_num_bits=8, weight_num_bits=8)
+            recipe.update_quantization_recipe(regex, kind, op_config=int8_config)
         elif realisation == Realisation.FP16_CAST:
             fp16 = qtyping.TensorQuantizationConfig(num_bits=16, dtype=qtyping.TensorDataType.FLOAT)
             config = qtyping.OpQuantizationConfig(
@@ -153,6 +190,9 @@ def set_precisions(
             recipe.update_quantization_recipe(regex, kind, op_config=config, algorithm_key="float_casting")
         elif realisation != Realisation.NONE:
             raise PlanError(f"precision realisation '{realisation}' has no LiteRT recipe in spaces.litert")
+    int8 = {ops[layer].index for layer, realisation in wanted.items() if realisation == Realisation.INT8_QDQ}
+    for scope, op_type in int8_followers(float_path, int8):
+        recipe.update_quantization_recipe(f"^{re.escape(scope)}$", qtyping.TFLOperationName(op_type), op_config=int8_config)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # progress bars, and a warning that calibration keeps every tensor (it must)
         signature = _input_name(float_path)
