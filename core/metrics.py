@@ -44,6 +44,8 @@ METRICS.register(Metric("macs", "MMACs", 1e-6, 3, "macs_m"))
 METRICS.register(Metric("latency_ms", "predicted latency ms", 1, 4))
 METRICS.register(Metric("energy_mj", "predicted energy mJ", 1, 4, "energy_mj"))
 METRICS.register(Metric("host_latency_ms", "host latency ms", 1, 4, "host_ms"))
+METRICS.register(Metric("peak_memory_bytes", "peak activation memory KB", 1 / 1024, 1, "activations_kb"))
+METRICS.register(Metric("memory_bytes", "memory KB (weights + peak activations)", 1 / 1024, 1, "memory_kb"))
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,11 @@ OBJECTIVES.register(
 OBJECTIVES.register(Objective("latency", "minimize", "latency_ms", 1.0, "latency_ms", "ms", "predicted on the profile"))
 OBJECTIVES.register(Objective("energy", "minimize", "energy_mj", 1.0, "energy_mj", "mJ", "predicted on the profile"))
 OBJECTIVES.register(Objective("size", "minimize", "size_bytes", 1.0, "size_bytes", "bytes", "weights in their precisions"))
+OBJECTIVES.register(
+    Objective(
+        "memory", "minimize", "memory_bytes", 1.0, "memory_bytes", "bytes", "weights plus peak activation memory on the unit"
+    )
+)
 QUALITY = "accuracy"  # the objective every study optimises first; the others are costs
 
 

@@ -23,6 +23,7 @@ from typing import cast, get_args
 from core.errors import UserError
 from core.precisions import REFERENCE
 from evaluators.graph_core import Graph, Op, element_bytes
+from evaluators.memory import estimate_memory
 from hw_profiles.schema import ComputeKind, Unit
 
 COMPUTE_KINDS = get_args(ComputeKind)
@@ -72,12 +73,18 @@ class Estimate:
     macs: int
     size_bytes: int
     layers: tuple[LayerCost, ...]
+    peak_memory_bytes: int = 0  # activations alive at once at the peak (evaluators.memory)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Weights and the peak activations: what the model holds in memory while it runs."""
+        return self.size_bytes + self.peak_memory_bytes
 
     def summary(self) -> dict[str, float | int]:
         """The totals as a plain dict."""
         data = asdict(self)
         data.pop("layers")
-        return data
+        return {**data, "memory_bytes": self.memory_bytes}
 
     def slower_than_fp32(self) -> list[SlowerLayer]:
         """Layers whose precision is predicted to cost more than FP32 would on this unit (their input conversions
@@ -165,6 +172,7 @@ class CostModel:
             macs=graph.macs,
             size_bytes=graph.size_bytes,
             layers=tuple(rows),
+            peak_memory_bytes=estimate_memory(graph, [p.precision for p in placements]).peak_activation_bytes,
         )
 
     def _with_fp32(self, op: Op, where: Placement, row: LayerCost) -> LayerCost:

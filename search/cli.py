@@ -540,6 +540,7 @@ def _add_run_arguments(p: argparse.ArgumentParser, d: Any, omit: frozenset[str] 
         help="budget: validation accuracy drop vs uncompressed, in points",
     )
     add(g, "--latency-budget-ms", type=float, help="budget: predicted latency on the profile, in ms")
+    add(g, "--memory-budget-kb", type=float, help="budget: weights plus peak activation memory on the profile's unit, in KB")
     add(g, "--storage", help="Optuna storage URL (default: sqlite file in the run folder)")
     add(g, "--study-name", help="default: MODEL-DATA-PROFILE-UNIT; an existing study is resumed")
     add(g, "--run-dir", default=d.run_dir, help="folder for the study database, baselines, ONNX graphs and the front")
@@ -613,7 +614,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="folder for sensitivity.csv and sensitivity.html (default: the study's folder)")
     execution = {"--workers", "--ray-address", "--heartbeat", "--trials", "--strategy", "--warm-start", "--objectives"}
     execution |= {"--sampler", "--sampler-seed", "--test-every-trial"}
-    budgets = {"--population", "--max-accuracy-drop", "--latency-budget-ms", "--finetune-epochs", "--finetune-lr", "--distill"}
+    budgets = {"--population", "--max-accuracy-drop", "--latency-budget-ms", "--memory-budget-kb"}
+    budgets |= {"--finetune-epochs", "--finetune-lr", "--distill"}
     _add_run_arguments(p, RunConfig(), frozenset(execution | budgets))
 
 

@@ -45,6 +45,7 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
         "test acc %",
         "Δ vs base",
         "size KB",
+        "act. KB",
         "MMACs",
         "latency ms",
         "energy mJ",
@@ -61,6 +62,7 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
             "not scored" if r["test_top1"] is None else f"{r['test_top1']:.2f}",
             "" if r["test_delta"] is None else f"{r['test_delta']:+.2f}",
             f"{r['size_kb']:.1f}",
+            "" if r["activations_kb"] is None else f"{r['activations_kb']:.1f}",
             f"{r['macs_m']:.2f}",
             f"{r['latency_ms']:.3f}" + ("" if band is None else " ({:.3f}-{:.3f})".format(*band.around(r["latency_ms"]))),
             f"{r['energy_mj']:.3f}",
@@ -121,7 +123,8 @@ def print_estimate(
         console.print(table)
     console.print(
         f"{title}: latency {latency_text(estimate.latency_ms, band)}, energy {energy_text(estimate.energy_mj, energy_band)}, "
-        f"{estimate.params:,} parameters, {estimate.macs / 1e6:.1f} M MACs, {estimate.size_bytes / 1024:.1f} KB"
+        f"{estimate.params:,} parameters, {estimate.macs / 1e6:.1f} M MACs, {estimate.size_bytes / 1024:.1f} KB, "
+        f"peak activations {estimate.peak_memory_bytes / 1024:.1f} KB"
     )
     if band is not None:
         console.print(f"latency band: {band.describe()}")

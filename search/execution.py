@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from search.records import BASELINE, TEST_ERROR, recipe_changes, store_failure, store_plan, store_result, store_worker
 from search.study import (
+    Budgets,
     constraint_values,
     dominates,
     fail_silent_trials,
@@ -121,15 +122,6 @@ class Heartbeats:
             for trial_id in ids:
                 with contextlib.suppress(Exception):  # a database hiccup: the next beat tries again
                     self._storage.record_heartbeat(trial_id)
-
-
-@dataclass
-class Budgets:
-    """Constraints on candidates; None means no constraint."""
-
-    reference_top1: float
-    max_accuracy_drop: float | None = None
-    latency_budget_ms: float | None = None
 
 
 @dataclass
@@ -257,10 +249,7 @@ class TrialLoop:
         no finished trial dominates it."""
         if outcome.error or "test_top1" in outcome.metrics:
             return False
-        b = self.budgets
-        if any(
-            v > 0 for v in constraint_values(outcome.metrics, b.reference_top1, b.max_accuracy_drop, b.latency_budget_ms).values()
-        ):
+        if any(v > 0 for v in constraint_values(outcome.metrics, self.budgets).values()):
             return False
         values = objective_values(self.objectives, outcome.metrics)
         directions = self.study.directions
@@ -281,8 +270,7 @@ class TrialLoop:
         store_result(trial, outcome.metrics, outcome.precisions, str(path))
         if outcome.test_error:
             trial.set_user_attr(TEST_ERROR, outcome.test_error)
-        b = self.budgets
-        set_constraints(trial, outcome.metrics, b.reference_top1, b.max_accuracy_drop, b.latency_budget_ms)
+        set_constraints(trial, outcome.metrics, self.budgets)
         self.study.tell(trial, objective_values(self.objectives, outcome.metrics), skip_if_finished=True)
 
     def _running(self, trial: optuna.Trial) -> bool:

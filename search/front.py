@@ -17,8 +17,8 @@ def front_records(study: optuna.Study) -> list[TrialRecord]:
 
 
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """One dict per front member: test metrics (None if not scored), size, MACs, predicted and measured latency,
-    speed-up vs uncompressed."""
+    """One dict per front member: test metrics (None if not scored), size, peak activation memory (None for trials
+    recorded before it was), MACs, predicted and measured latency, speed-up vs uncompressed."""
     reference = uncompressed(study)
     ref_latency = reference.metric("latency_ms") if reference else None
     ref_test = reference.metric("test_top1") if reference else None
@@ -34,6 +34,7 @@ def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "test_delta": test - 100 * ref_test if test is not None and ref_test is not None else None,
                 "val_top1": 100 * m["val_top1"],
                 "size_kb": m["size_bytes"] / 1024,
+                "activations_kb": m["peak_memory_bytes"] / 1024 if "peak_memory_bytes" in m else None,
                 "macs_m": m["macs"] / 1e6,
                 "latency_ms": m["latency_ms"],
                 "energy_mj": m["energy_mj"],

@@ -54,6 +54,7 @@ class RunConfig:
     sampler_seed: int | None = None
     max_accuracy_drop: float | None = None
     latency_budget_ms: float | None = None
+    memory_budget_kb: float | None = None
     finetune_epochs: int = Recipe.finetune_epochs
     finetune_lr: float = Recipe.finetune_lr
     distill: bool = False
@@ -380,7 +381,8 @@ def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console:
     from optuna.trial import TrialState
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from search.execution import Budgets, TrialLoop, start_ray
+    from search.execution import TrialLoop, start_ray
+    from search.study import Budgets
     from search.trial import ModelSpec, TrialJob
 
     config = inputs.config
@@ -390,7 +392,7 @@ def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console:
     def make_job(plan: dict, test: bool) -> TrialJob:
         return TrialJob(plan, model_spec, inputs.data, inputs.profile, inputs.unit_name, test=test)
 
-    budgets = Budgets(prepared.reference["val_top1"], config.max_accuracy_drop, config.latency_budget_ms)
+    budgets = Budgets(prepared.reference["val_top1"], config.max_accuracy_drop, config.latency_budget_ms, config.memory_budget_kb)
     loop = TrialLoop(
         study,
         prepared.space,
@@ -447,7 +449,8 @@ def report_front(study: optuna.Study, hw: str, run_dir: Path, console: Console) 
         console.print(f"front trials {elsewhere} ran on other machines: export them there (`search export --trial N`)")
     if not pareto_front(study):
         console.print(
-            "no candidate meets the budgets (--max-accuracy-drop / --latency-budget-ms); every trial is kept in the study"
+            "no candidate meets the budgets (--max-accuracy-drop / --latency-budget-ms / --memory-budget-kb); "
+            "every trial is kept in the study"
         )
     else:
         console.print(f"front: plan.yaml, model.onnx and MODEL_CARD.md for {len(written)} points in {folder}")

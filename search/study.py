@@ -248,27 +248,32 @@ def create_study(
     return study
 
 
-def constraint_values(
-    metrics: dict[str, float], reference_top1: float, max_accuracy_drop: float | None, latency_budget_ms: float | None
-) -> dict[str, float]:
-    """Budgets as constraint values (met when <= 0): accuracy drop in points, predicted latency in ms."""
+@dataclass
+class Budgets:
+    """Constraints on candidates; None means no constraint."""
+
+    reference_top1: float
+    max_accuracy_drop: float | None = None
+    latency_budget_ms: float | None = None
+    memory_budget_kb: float | None = None
+
+
+def constraint_values(metrics: dict[str, float], budgets: Budgets) -> dict[str, float]:
+    """Budgets as constraint values (met when <= 0): accuracy drop in points, predicted latency in ms, memory
+    (weights and peak activations) in KB."""
     out: dict[str, float] = {}
-    if max_accuracy_drop is not None:
-        out["accuracy_drop"] = 100 * (reference_top1 - metrics["val_top1"]) - max_accuracy_drop
-    if latency_budget_ms is not None:
-        out["latency_ms"] = metrics["latency_ms"] - latency_budget_ms
+    if budgets.max_accuracy_drop is not None:
+        out["accuracy_drop"] = 100 * (budgets.reference_top1 - metrics["val_top1"]) - budgets.max_accuracy_drop
+    if budgets.latency_budget_ms is not None:
+        out["latency_ms"] = metrics["latency_ms"] - budgets.latency_budget_ms
+    if budgets.memory_budget_kb is not None:
+        out["memory_kb"] = metrics["memory_bytes"] / 1024 - budgets.memory_budget_kb
     return out
 
 
-def set_constraints(
-    trial: optuna.Trial,
-    metrics: dict[str, float],
-    reference_top1: float,
-    max_accuracy_drop: float | None,
-    latency_budget_ms: float | None,
-) -> None:
-    """Budgets as Optuna constraints (feasible when <= 0): accuracy drop in points, predicted latency in ms."""
-    for name, value in constraint_values(metrics, reference_top1, max_accuracy_drop, latency_budget_ms).items():
+def set_constraints(trial: optuna.Trial, metrics: dict[str, float], budgets: Budgets) -> None:
+    """Budgets as Optuna constraints (feasible when <= 0), see :func:`constraint_values`."""
+    for name, value in constraint_values(metrics, budgets).items():
         trial.set_constraint(name, value)
 
 

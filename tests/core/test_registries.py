@@ -20,9 +20,9 @@ def int4_weights():
 
 
 @pytest.fixture()
-def peak_memory():
+def arena():
     """A toy objective, registered only for the test."""
-    entry = OBJECTIVES.register(Objective("memory", "minimize", "peak_memory_kb", 1.0, "peak_memory_kb", "KB", "toy"))
+    entry = OBJECTIVES.register(Objective("arena", "minimize", "arena_kb", 1.0, "arena_kb", "KB", "toy"))
     yield entry
     OBJECTIVES.unregister(entry.name)
 
@@ -68,15 +68,15 @@ def test_a_profile_naming_an_unregistered_precision_is_refused(tmp_path, capsys)
     assert "unknown precision 'int4w'" in capsys.readouterr().err
 
 
-def test_a_registered_objective_is_offered_by_run_and_scored(peak_memory, capsys):
+def test_a_registered_objective_is_offered_by_run_and_scored(arena, capsys):
     from search.cli import main
     from search.study import objective_values, parse_objectives
 
     with pytest.raises(SystemExit):
         main(["run", "--help"])
-    assert "memory (minimize, toy)" in capsys.readouterr().out
-    assert parse_objectives("accuracy,memory") == ["accuracy", "memory"]
-    assert objective_values(["accuracy", "memory"], {"val_top1": 0.9, "peak_memory_kb": 12.0}) == [90.0, 12.0]
+    assert "arena (minimize, toy)" in capsys.readouterr().out
+    assert parse_objectives("accuracy,arena") == ["accuracy", "arena"]
+    assert objective_values(["accuracy", "arena"], {"val_top1": 0.9, "arena_kb": 12.0}) == [90.0, 12.0]
 
 
 def test_unknown_names_name_the_closest():

@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from search.execution import INTERRUPTED
-from search.study import objective_values, rerun_interrupted, set_constraints
+from search.study import Budgets, objective_values, rerun_interrupted, set_constraints
 from spaces.plan import CompressionPlan, LayerPlan, Recipe
 from spaces.space import PRECISION_PREFIX, PRUNE_PREFIX
 from tests.search.test_report import FRONT, LAYERS, STUDY_ATTRS, TRIALS, _attrs, _failed, _new_study
@@ -65,7 +65,7 @@ def study_url(tmp_path_factory) -> str:
     rerun.set_user_attr("precisions", {name: layer.precision for name, layer in plan.layers.items()})
     for key, value in RERUN_METRICS.items():
         rerun.set_user_attr(key, value)
-    set_constraints(rerun, RERUN_METRICS, reference_top1=0.99, max_accuracy_drop=3.0, latency_budget_ms=1.0)
+    set_constraints(rerun, RERUN_METRICS, Budgets(reference_top1=0.99, max_accuracy_drop=3.0, latency_budget_ms=1.0))
     frozen = study.tell(rerun, objective_values(["accuracy", "latency"], RERUN_METRICS))
     assert frozen.system_attrs["failed_trial"] == trial.number and frozen.system_attrs["retry_history"] == [trial.number]
     return storage

@@ -9,8 +9,9 @@ import pytest
 from optuna.trial import TrialState
 
 from search.data import DataSpec
-from search.execution import Budgets, TrialLoop
+from search.execution import TrialLoop
 from search.rescore import Repriced, score_untested_front
+from search.study import Budgets
 from search.trial import TrialOutcome
 
 MAX, MIN = optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE

@@ -4,7 +4,7 @@ import optuna
 import pytest
 
 from core.errors import UserError
-from search.study import check_storage, objective_values, parse_objectives, set_constraints
+from search.study import Budgets, check_storage, objective_values, parse_objectives, set_constraints
 
 
 def test_objectives():
@@ -35,14 +35,14 @@ def test_bad_storage_urls(url, message):
 def test_constraints_feasibility():
     study = optuna.create_study(directions=["maximize", "minimize"])
     trial = study.ask()
-    set_constraints(
-        trial, {"val_top1": 0.97, "latency_ms": 2.0}, reference_top1=0.99, max_accuracy_drop=1.5, latency_budget_ms=1.0
-    )
+    metrics = {"val_top1": 0.97, "latency_ms": 2.0, "memory_bytes": 300 * 1024}
+    set_constraints(trial, metrics, Budgets(0.99, max_accuracy_drop=1.5, latency_budget_ms=1.0, memory_budget_kb=200))
     study.tell(trial, [97.0, 2.0])
     constraints = study.trials[0].system_attrs
     values = {k: v for k, v in constraints.items() if k.startswith("constraints:")}
     assert values["constraints:accuracy_drop"] == pytest.approx(0.5)
     assert values["constraints:latency_ms"] == pytest.approx(1.0)
+    assert values["constraints:memory_kb"] == pytest.approx(100.0)
     assert study.best_trials == []  # infeasible trials are not on the front
 
 
