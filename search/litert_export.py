@@ -1,8 +1,9 @@
 """A trial as a LiteRT .tflite beside its ONNX graph: rebuilt, converted, its precisions set, scored and timed.
 
 The plan's candidate is rebuilt from the study's uncompressed checkpoint and data (one thread, as a search
-worker, so the fine-tune repeats the trial's), converted by litert-torch and given its per-layer precisions by
-ai-edge-quantizer recipes calibrated on the same images as the ONNX graph (``spaces.litert``). It is then scored
+worker, so the fine-tune repeats the trial's), given the bias corrections NNCF made when it quantized the
+trial's ONNX graph, converted by litert-torch and given its per-layer precisions by ai-edge-quantizer recipes
+calibrated on the same images as the ONNX graph (``spaces.litert``). It is then scored
 like the ONNX graph: accuracy on the test split in the LiteRT Interpreter, its agreement with the ONNX graph's
 predictions on the same images, and host latency with XNNPACK beside onnxruntime's (one thread, medians of
 interleaved rounds, on the CPU named in the result).
@@ -50,6 +51,7 @@ def write_tflite(trial: TrialRecord, source: dict[str, Any], folder: Path) -> Li
     from search.trial import limit_threads
     from spaces import litert
     from spaces.apply import plan_calibration_images, prune_and_recover
+    from spaces.onnx_export import batchnorm_of_layers, export_onnx
     from spaces.plan import CompressionPlan, PlanError
 
     litert.require_litert()
@@ -58,6 +60,12 @@ def write_tflite(trial: TrialRecord, source: dict[str, Any], folder: Path) -> Li
     limit_threads(1)
     model, splits = load_uncompressed(str(source["model"]), source.get("checkpoint"), data)
     candidate = prune_and_recover(plan, model, splits.train, data.input_size)
+    if plan.layers_in("int8"):  # the biases NNCF corrected in the ONNX graph, corrected alike here
+        import onnx
+
+        fp32 = export_onnx(candidate, data.input_size)
+        folds = batchnorm_of_layers(candidate, data.input_size)
+        litert.carry_bias_corrections(candidate, fp32, onnx.load(trial.onnx), folds)
     layers = {name: plan.layers_in(name) for name in precision_names()}
     with tempfile.TemporaryDirectory() as scratch:
         float_path = Path(scratch) / "fp32.tflite"
@@ -104,11 +112,13 @@ def card_section(score: LiteRTScore) -> list[str]:
     kinds: dict[str, int] = {}
     for _, kind in score.layer_types.values():
         kinds[kind] = kinds.get(kind, 0) + 1
+    counts = ", ".join(f"{n} layers {k}" for k, n in kinds.items())
     return [
         "## LiteRT (`model.tflite`) beside the ONNX graph",
         "",
-        f"Same plan, rebuilt and converted by litert-torch; per-layer precisions by ai-edge-quantizer recipes, read back "
-        f"from the file: {', '.join(f'{n} layers {k}' for k, n in kinds.items())} (FP16 layers store float16 weights and "
+        "Same plan, rebuilt (with the biases NNCF corrected in the ONNX graph) and converted by litert-torch; per-layer "
+        f"precisions by ai-edge-quantizer recipes (INT8 ranges by its own min/max calibration), read back from the file: "
+        f"{counts} (FP16 layers store float16 weights and "
         "compute in FP32 unless XNNPACK's FP16 flag is set for the whole graph). Measured on this host: "
         f"{score.host}; 1 thread, median of {ROUNDS} interleaved rounds.",
         "",

@@ -5,8 +5,9 @@ plan layer, selected by the exact name of the layer's op in the flatbuffer: INT8
 weights per channel, activations per tensor, calibrated on the same images as the ONNX path), FP16 layers float16
 weights (LiteRT's FLOAT_CASTING: stored in FP16, dequantized to FP32 at load; XNNPACK runs FP16 arithmetic only
 for a whole graph, by a delegate flag), FP32 layers as converted. Adds and pooling ops whose every input comes
-from INT8 layers run in INT8 too, as NNCF quantizes them in the ONNX graph. The two INT8 artifacts are quantized
-by two tools (NNCF with its bias correction, ai-edge-quantizer by min/max): the same plan, not the same numbers.
+from INT8 layers run in INT8 too, as NNCF quantizes them in the ONNX graph, and the biases NNCF corrected there
+are carried into the model before conversion (:func:`carry_bias_corrections`); the activation ranges remain
+ai-edge-quantizer's own min/max over the calibration images, so the two INT8 artifacts are close, not equal.
 The written file is read back and every layer's weight type checked against its plan: a mismatch is an error,
 never a silent FP32 layer.
 
@@ -21,12 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from core.errors import UserError
 from core.precisions import Realisation, precision
 from spaces.plan import PlanError
 
 if TYPE_CHECKING:
-    import numpy as np
+    import onnx
     from torch import nn
 
 INSTALL = "pip install -c constraints.txt -e '.[litert]'"
@@ -208,6 +211,44 @@ def set_precisions(
     if wrong:
         raise PlanError(f"the .tflite does not carry the plan's precisions: {'; '.join(wrong[:4])}")
     return written
+
+
+def compute_biases(graph: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """The bias of each named compute node of an ONNX graph (read through a DequantizeLinear where quantized)."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in graph.graph.initializer}
+    producer = {out: node for node in graph.graph.node for out in node.output}
+    out = {}
+    for node in graph.graph.node:
+        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 3:
+            continue
+        name = node.input[2]
+        if name not in inits and name in producer:
+            name = producer[name].input[0]
+        if name in inits:
+            out[node.name] = numpy_helper.to_array(inits[name])
+    return out
+
+
+def carry_bias_corrections(model: nn.Module, before: onnx.ModelProto, after: onnx.ModelProto, folds: dict[str, str]) -> list[str]:
+    """Add to ``model``'s layers the bias changes a quantizer made between the FP32 graph ``before`` (exported from
+    ``model``) and its quantized graph ``after`` (NNCF's bias correction), so the .tflite quantizes the same biases;
+    ``folds``: layer -> the BatchNorm folded into it (its shift takes the change). Returns the layers changed."""
+    import torch
+
+    old, new = compute_biases(before), compute_biases(after)
+    changed = [layer for layer in old if layer in new and not np.array_equal(old[layer], new[layer])]
+    with torch.no_grad():
+        for layer in changed:
+            delta = torch.from_numpy((new[layer] - old[layer]).astype(np.float32))
+            module = model.get_submodule(folds.get(layer, layer))
+            bias = module.bias
+            if isinstance(bias, torch.Tensor):
+                bias += delta
+            else:
+                module.bias = torch.nn.Parameter(delta.clone())
+    return changed
 
 
 def _input_name(path: Path) -> str:

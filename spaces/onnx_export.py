@@ -20,6 +20,20 @@ COMPUTE_OPS = ("Conv", "Gemm", "MatMul")
 
 def export_onnx(model: nn.Module, input_size: int, in_chans: int = 3) -> onnx.ModelProto:
     """Export ``model`` (eval mode, dynamic batch) and return the prepared graph (see :func:`prepare_graph`)."""
+    return prepare_graph(_export(model, input_size, in_chans))
+
+
+def batchnorm_of_layers(model: nn.Module, input_size: int, in_chans: int = 3) -> dict[str, str]:
+    """Module path of each conv layer -> module path of the BatchNorm :func:`export_onnx` folds into it."""
+    graph = _export(model, input_size, in_chans)
+    _materialise_identities(graph)
+    pairs = [(conv.input[1], bn.input[1]) for conv, bn in _foldable(graph)]
+    named = [(c, b) for c, b in pairs if c.endswith(".weight") and b.endswith(".weight")]  # not de-duplicated copies
+    return {c.removesuffix(".weight"): b.removesuffix(".weight") for c, b in named}
+
+
+def _export(model: nn.Module, input_size: int, in_chans: int) -> onnx.ModelProto:
+    """The graph torch's exporter writes (opset 17, dynamic batch), BatchNorm still apart."""
     import onnx
     import torch
 
@@ -39,7 +53,7 @@ def export_onnx(model: nn.Module, input_size: int, in_chans: int = 3) -> onnx.Mo
             output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
         )
-    return prepare_graph(onnx.load_from_string(buffer.getvalue()))
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def prepare_graph(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -81,22 +95,31 @@ def _materialise_identities(model: onnx.ModelProto) -> None:
     model.graph.node.extend(keep)
 
 
-def _fold_batchnorm(model: onnx.ModelProto) -> None:
-    """Fold every inference BatchNormalization that is the only reader of a Conv's output into that Conv."""
-    from onnx import numpy_helper
-
+def _foldable(model: onnx.ModelProto) -> list[tuple[onnx.NodeProto, onnx.NodeProto]]:
+    """(Conv, BatchNormalization) pairs where the BatchNorm is inference-mode, the only reader of the Conv's output,
+    and both have constant parameters."""
     inits = initializers(model)
     readers = consumers(model)
     producer = {out: node for node in model.graph.node for out in node.output}
-    removed = set()
+    pairs = []
     for bn in model.graph.node:
         if bn.op_type != "BatchNormalization" or len(bn.output) != 1:
             continue
         conv = producer.get(bn.input[0])
         if conv is None or conv.op_type != "Conv" or len(readers.get(bn.input[0], [])) != 1:
             continue
-        if conv.input[1] not in inits or any(name not in inits for name in bn.input[1:]):
-            continue
+        if conv.input[1] in inits and all(name in inits for name in bn.input[1:]):
+            pairs.append((conv, bn))
+    return pairs
+
+
+def _fold_batchnorm(model: onnx.ModelProto) -> None:
+    """Fold every BatchNormalization of :func:`_foldable` into its Conv."""
+    from onnx import numpy_helper
+
+    removed = set()
+    for conv, bn in _foldable(model):
+        inits = initializers(model)
         gamma, beta, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in bn.input[1:])
         eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
         scale = gamma / np.sqrt(var + eps)
@@ -109,10 +132,9 @@ def _fold_batchnorm(model: onnx.ModelProto) -> None:
         new_inputs = [conv.input[0], weight_name, bias_name]
         del conv.input[:]
         conv.input.extend(new_inputs)
+        removed.add(bn.output[0])
         conv.output[0] = bn.output[0]
-        removed.add(id(bn))
-        inits = initializers(model)
-    keep = [n for n in model.graph.node if id(n) not in removed]
+    keep = [n for n in model.graph.node if not (n.op_type == "BatchNormalization" and n.output[0] in removed)]
     del model.graph.node[:]
     model.graph.node.extend(keep)
 

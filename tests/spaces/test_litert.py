@@ -83,3 +83,20 @@ def test_without_the_extra_the_error_names_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "litert_torch" else real(name))
     with pytest.raises(UserError, match=r"needs litert_torch \(the \[litert\] extra\): pip install .*\[litert\]"):
         litert.require_litert()
+
+
+def test_nncfs_bias_corrections_are_carried_into_the_model_the_tflite_is_converted_from(tiny_cnn, digits):
+    from spaces.litert import carry_bias_corrections, compute_biases
+    from spaces.onnx_export import batchnorm_of_layers, compute_node_names, export_onnx
+    from spaces.quantize import quantize_int8
+
+    randomise_batchnorm(tiny_cnn)
+    fp32 = export_onnx(tiny_cnn, 16)
+    quantized = quantize_int8(fp32, _images(digits, 32), compute_node_names(fp32))
+    folds = batchnorm_of_layers(tiny_cnn, 16)
+    assert folds["stage1.conv1.0"] == "stage1.conv1.1"  # the conv and the BatchNorm after it
+    changed = carry_bias_corrections(tiny_cnn, fp32, quantized, folds)
+    assert changed  # NNCF's fast bias correction moved some biases
+    after, wanted = compute_biases(export_onnx(tiny_cnn, 16)), compute_biases(quantized)
+    for layer in changed:
+        np.testing.assert_allclose(after[layer], wanted[layer], rtol=1e-5, atol=1e-6)
