@@ -33,7 +33,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SEEN = {("mobilenetv2_100", "fp32"), ("resnet18", "fp32"), ("efficientnet_lite0", "fp32")}
-MODELS = ("mobilenetv2_100", "resnet18", "efficientnet_lite0", "resnet50", "mobilenetv3_large_100", "mnasnet_100")
+MODELS = (
+    "mobilenetv2_100",
+    "resnet18",
+    "efficientnet_lite0",
+    "resnet50",
+    "mobilenetv3_large_100",
+    "mnasnet_100",
+    "resnet34",
+    "efficientnet_b0",
+    "densenet121",
+    "regnetx_002",
+)
 MEASURE = """
 import sys, numpy as np, onnxruntime as ort
 def status(key):
@@ -122,9 +133,10 @@ def main() -> int:
                 print(rows[-1], flush=True)
     title = f"peak activation memory at {args.size}: predicted (evaluators.memory) vs onnxruntime measured; {host_line()}"
     print("\n".join(markdown_table(title, rows)))
-    checks = [r for r in rows if r["row"] == "check"]
-    within = sum(abs(float(str(r["ratio"])) - 1) <= 0.10 for r in checks)
-    print(f"checks within +-10%: {within}/{len(checks)}")
+    for precision in args.precisions.split(","):
+        checks = [r for r in rows if r["row"] == "check" and r["precision"] == precision]
+        within = sum(abs(float(str(r["ratio"])) - 1) <= 0.10 for r in checks)
+        print(f"{precision} checks within +-10%: {within}/{len(checks)}")
     return 0
 
 
