@@ -561,6 +561,14 @@ def _add_run_arguments(p: argparse.ArgumentParser, d: Any, omit: frozenset[str] 
     add(g, "--finetune-epochs", type=int, default=d.finetune_epochs, help="recovery fine-tune after pruning")
     add(g, "--finetune-lr", type=float, default=d.finetune_lr)
     add(g, "--distill", action="store_true", help="distil the fine-tune from the uncompressed model")
+    add(
+        g,
+        "--recovery",
+        choices=("ptq", "qat"),
+        default=d.recovery,
+        help="ptq: fine-tune in FP32, then INT8 by post-training quantization; qat: fine-tune with the INT8 layers "
+        "fake-quantized (quantization-aware; also runs for unpruned INT8 plans)",
+    )
     add(g, "--calibration-size", type=int, default=d.calibration_size, help="images for INT8 calibration")
     add(
         g,
@@ -615,7 +623,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     execution = {"--workers", "--ray-address", "--heartbeat", "--trials", "--strategy", "--warm-start", "--objectives"}
     execution |= {"--sampler", "--sampler-seed", "--test-every-trial"}
     budgets = {"--population", "--max-accuracy-drop", "--latency-budget-ms", "--memory-budget-kb"}
-    budgets |= {"--finetune-epochs", "--finetune-lr", "--distill"}
+    budgets |= {"--finetune-epochs", "--finetune-lr", "--distill", "--recovery"}
     _add_run_arguments(p, RunConfig(), frozenset(execution | budgets))
 
 

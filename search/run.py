@@ -58,6 +58,7 @@ class RunConfig:
     finetune_epochs: int = Recipe.finetune_epochs
     finetune_lr: float = Recipe.finetune_lr
     distill: bool = False
+    recovery: str = "ptq"
     baseline_epochs: int = 10
     max_prune: float = 0.75
     prune_step: float = 0.125
@@ -241,6 +242,7 @@ def prepare(inputs: Inputs, console: Console) -> Prepared:
         finetune_epochs=config.finetune_epochs,
         finetune_lr=config.finetune_lr,
         distill=config.distill,
+        recovery=config.recovery,
         calibration_size=config.calibration_size,
         round_to=config.round_to,
         seed=config.seed,

@@ -46,12 +46,17 @@ def prune_and_recover(
 ) -> nn.Module:
     """The plan's FP32 candidate: a copy of ``model`` (left untouched) with each coupled group's channels removed
     (Torch-Pruning) and, when anything was pruned, a recovery fine-tune on ``train_set`` (distilled from ``model``
-    if the recipe says so). ``stages`` (if given) receives the seconds of analyse, prune and finetune."""
+    if the recipe says so). With the ``qat`` recovery the fine-tune sees the INT8 layers fake-quantized
+    (``spaces.qat``), and runs for an INT8 plan even when nothing was pruned. ``stages`` (if given) receives the
+    seconds of analyse, prune and finetune."""
+    import contextlib
+
     import torch
 
     from core.timing import Stages
     from spaces.finetune import train
     from spaces.pruning import group_ratios, prune
+    from spaces.qat import fake_quantized
 
     recipe = plan.recipe
     stages = stages if stages is not None else Stages()
@@ -64,10 +69,13 @@ def prune_and_recover(
         candidate = copy.deepcopy(model).eval()
         torch.manual_seed(recipe.seed)
         prune(candidate, ratios, example, recipe.round_to)
-    if any(ratios.values()) and recipe.finetune_epochs > 0:
+    int8 = plan.layers_in("int8") if recipe.recovery == "qat" else []
+    if (any(ratios.values()) or int8) and recipe.finetune_epochs > 0:
         teacher = model if recipe.distill else None
         with stages.stage("finetune"):
-            train(candidate, train_set, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed, teacher=teacher)
+            quantized = fake_quantized(candidate, int8, plan_calibration_images(plan, train_set)) if int8 else None
+            with quantized or contextlib.nullcontext():
+                train(candidate, train_set, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed, teacher=teacher)
     return candidate.eval()
 
 

@@ -10,6 +10,8 @@ from core.errors import UserError, yaml_where
 from core.precisions import PRECISIONS, REFERENCE
 from spaces.quantize import DEFAULT_QUANTIZER
 
+RECOVERIES = ("ptq", "qat")
+
 
 class PlanError(UserError):
     """A plan that is malformed or does not fit the model."""
@@ -31,7 +33,9 @@ class LayerPlan:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a plan is realised: recovery fine-tune, calibration and INT8 quantizer, channel rounding, seed."""
+    """How a plan is realised: recovery fine-tune (``ptq``: in FP32, then INT8 by post-training quantization;
+    ``qat``: with the INT8 layers fake-quantized, see ``spaces.qat``), calibration and INT8 quantizer, channel
+    rounding, seed."""
 
     finetune_epochs: int = 3
     finetune_lr: float = 3e-3
@@ -40,12 +44,15 @@ class Recipe:
     round_to: int = 4
     seed: int = 0
     quantizer: str = DEFAULT_QUANTIZER
+    recovery: str = "ptq"
 
     def __post_init__(self) -> None:
         from spaces.quantize import QUANTIZERS
 
         if self.quantizer not in QUANTIZERS:
             raise PlanError(f"quantizer '{self.quantizer}' is not one of {', '.join(QUANTIZERS)}")
+        if self.recovery not in RECOVERIES:
+            raise PlanError(f"recovery '{self.recovery}' is not one of {', '.join(RECOVERIES)}")
 
 
 @dataclass(frozen=True)
