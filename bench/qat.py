@@ -33,7 +33,7 @@ def main() -> int:
     from search.data import load_splits, parse_data
     from search.trial import limit_threads
     from spaces.analysis import analyse
-    from spaces.apply import apply, quantizable_layers
+    from spaces.apply import quantizable_layers, realise
     from spaces.onnx_export import export_onnx
     from spaces.plan import Recipe
     from spaces.space import SearchSpace
@@ -68,7 +68,7 @@ def main() -> int:
                 for recovery, plan in (("fp32", space.uniform(ratio)), ("ptq", int8), ("qat", int8)):
                     chosen = replace(recipe, recovery="ptq" if recovery == "fp32" else recovery, seed=seed)
                     start = time.perf_counter()
-                    graph = apply(replace(plan, recipe=chosen), model, splits.train, size)
+                    graph = realise(replace(plan, recipe=chosen), model, splits.train, size).graph
                     seconds = time.perf_counter() - start
                     sess = session(graph.SerializeToString())
                     val, test = evaluate(sess, splits.val)["top1"], evaluate(sess, splits.test)["top1"]

@@ -44,6 +44,7 @@ METRICS.register(Metric("macs", "MMACs", 1e-6, 3, "macs_m"))
 METRICS.register(Metric("latency_ms", "predicted latency ms", 1, 4))
 METRICS.register(Metric("energy_mj", "predicted energy mJ", 1, 4, "energy_mj"))
 METRICS.register(Metric("host_latency_ms", "host latency ms", 1, 4, "host_ms"))
+METRICS.register(Metric("litert_host_ms", "host latency ms, LiteRT XNNPACK", 1, 4, "litert_ms"))
 METRICS.register(Metric("peak_memory_bytes", "peak activation memory KB", 1 / 1024, 1, "activations_kb"))
 METRICS.register(Metric("memory_bytes", "memory KB (weights + peak activations)", 1 / 1024, 1, "memory_kb"))
 

@@ -71,7 +71,7 @@ def apply_plan(config: ApplyConfig) -> dict[str, Any]:
     from search.models import check_model_name
     from search.run import RunConfig
     from search.trial import limit_threads, score_graph
-    from spaces.apply import apply
+    from spaces.apply import realise
     from spaces.plan import PlanError
 
     plan, source = read_plan(config.plan)
@@ -94,7 +94,7 @@ def apply_plan(config: ApplyConfig) -> dict[str, Any]:
     limit_threads(config.threads)
     model, splits = load_uncompressed(config.model, checkpoint, data)
     try:
-        graph = apply(plan, model, splits.train, data.input_size)
+        graph = realise(plan, model, splits.train, data.input_size).graph
     except PlanError as exc:
         raise UserError(f"plan '{config.plan}' does not fit model '{config.model}': {exc}") from None
     graph_bytes = graph.SerializeToString()

@@ -37,7 +37,7 @@ def random_candidates(
     from torch.utils.data import TensorDataset
 
     from spaces.analysis import analyse
-    from spaces.apply import apply
+    from spaces.apply import realise
     from spaces.plan import Recipe
     from spaces.space import SearchSpace
 
@@ -59,7 +59,7 @@ def random_candidates(
             layer: rng.choice(choices) if mode == "mixed" else (mode if mode in choices else choices[0])
             for layer, choices in space.precisions.items()
         }
-        graph = apply(space.plan(group_ratios, layer_precisions), model, data, input_size, analysis=analysis)
+        graph = realise(space.plan(group_ratios, layer_precisions), model, data, input_size, analysis=analysis).graph
         yield Candidate(f"{label}/{mode}{'/pruned' if pruned else ''}/{i}", graph.SerializeToString(), input_size)
 
 

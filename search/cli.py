@@ -534,6 +534,13 @@ def _add_run_arguments(p: argparse.ArgumentParser, d: Any, omit: frozenset[str] 
     )
     add(
         g,
+        "--litert-host",
+        action="store_true",
+        help="also convert every candidate to .tflite and time it with LiteRT's XNNPACK on this host, as Android's "
+        "CPU runs it (litert_host_ms; needs the [litert] extra, a few seconds per trial)",
+    )
+    add(
+        g,
         "--max-accuracy-drop",
         type=float,
         default=d.max_accuracy_drop,
@@ -621,7 +628,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prune-ratio", type=float, default=DEFAULT_PRUNE_RATIO, help="share of channels pruned per group")
     p.add_argument("--out", help="folder for sensitivity.csv and sensitivity.html (default: the study's folder)")
     execution = {"--workers", "--ray-address", "--heartbeat", "--trials", "--strategy", "--warm-start", "--objectives"}
-    execution |= {"--sampler", "--sampler-seed", "--test-every-trial"}
+    execution |= {"--sampler", "--sampler-seed", "--test-every-trial", "--litert-host"}
     budgets = {"--population", "--max-accuracy-drop", "--latency-budget-ms", "--memory-budget-kb"}
     budgets |= {"--finetune-epochs", "--finetune-lr", "--distill", "--recovery"}
     _add_run_arguments(p, RunConfig(), frozenset(execution | budgets))

@@ -40,6 +40,7 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
     about += f", energy ({energy.level:.0%} band x{energy.low:.2f}-{energy.high:.2f})" if energy else ", energy (unchecked)"
     title = f"Pareto front of '{study.study_name}' ({len(rows)} points; {about} predicted on {hw})"
     table = Table(title=title)
+    litert = any(r["litert_ms"] is not None for r in rows)
     for column in (
         "trial",
         "test acc %",
@@ -50,6 +51,7 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
         "latency ms",
         "energy mJ",
         "host ms",
+        *(["LiteRT ms"] if litert else []),
         "speed-up",
         "precisions",
         "prune",
@@ -67,6 +69,7 @@ def print_front(console: Console, study: optuna.Study, hw: str) -> list[dict[str
             f"{r['latency_ms']:.3f}" + ("" if band is None else " ({:.3f}-{:.3f})".format(*band.around(r["latency_ms"]))),
             f"{r['energy_mj']:.3f}",
             f"{r['host_ms']:.3f}",
+            *([f"{r['litert_ms']:.3f}" if r["litert_ms"] is not None else ""] if litert else []),
             "" if r["speedup"] is None else f"{r['speedup']:.2f}x",
             r["precisions"],
             f"{r['mean_prune']:.2f}",

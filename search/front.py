@@ -39,6 +39,7 @@ def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
                 "latency_ms": m["latency_ms"],
                 "energy_mj": m["energy_mj"],
                 "host_ms": m["host_latency_ms"],
+                "litert_ms": m.get("litert_host_ms"),
                 "speedup": ref_latency / m["latency_ms"] if ref_latency else None,
                 "precisions": r.precision_mix,
                 "mean_prune": r.mean_prune,

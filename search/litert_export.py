@@ -20,6 +20,8 @@ from core.errors import UserError
 
 if TYPE_CHECKING:
     from search.records import TrialRecord
+    from spaces.apply import Realised
+    from spaces.plan import CompressionPlan
 
 TFLITE = "model.tflite"
 ROUNDS = 3  # interleaved latency rounds per runtime
@@ -43,15 +45,13 @@ class LiteRTScore:
 def write_tflite(trial: TrialRecord, source: dict[str, Any], folder: Path) -> LiteRTScore:
     """Write ``folder/model.tflite`` for ``trial`` (a study's ``source``: model, checkpoint, data...) and score it
     against the trial's ONNX graph."""
-    import tempfile
+    import onnx
 
-    from core.precisions import precision_names
     from search.apply_plan import load_uncompressed
     from search.data import parse_data
     from search.trial import limit_threads
     from spaces import litert
-    from spaces.apply import plan_calibration_images, prune_and_recover
-    from spaces.onnx_export import batchnorm_of_layers, export_onnx
+    from spaces.apply import prune_and_recover
     from spaces.plan import CompressionPlan, PlanError
 
     litert.require_litert()
@@ -60,22 +60,26 @@ def write_tflite(trial: TrialRecord, source: dict[str, Any], folder: Path) -> Li
     limit_threads(1)
     model, splits = load_uncompressed(str(source["model"]), source.get("checkpoint"), data)
     candidate = prune_and_recover(plan, model, splits.train, data.input_size)
-    if plan.layers_in("int8"):  # the biases NNCF corrected in the ONNX graph, corrected alike here
-        import onnx
-
-        fp32 = export_onnx(candidate, data.input_size)
-        folds = batchnorm_of_layers(candidate, data.input_size)
-        litert.carry_bias_corrections(candidate, fp32, onnx.load(trial.onnx), folds)
-    layers = {name: plan.layers_in(name) for name in precision_names()}
-    with tempfile.TemporaryDirectory() as scratch:
-        float_path = Path(scratch) / "fp32.tflite"
-        litert.convert(candidate, data.input_size, float_path)
-        try:
-            written = litert.set_precisions(float_path, layers, plan_calibration_images(plan, splits.train), folder / TFLITE)
-        except PlanError as exc:
-            raise UserError(f"trial {trial.number}: LiteRT export failed: {exc}") from None
+    try:
+        written = litert.build_tflite(plan, candidate, onnx.load(trial.onnx), splits.train, data.input_size, folder / TFLITE)
+    except PlanError as exc:
+        raise UserError(f"trial {trial.number}: LiteRT export failed: {exc}") from None
     types = {layer: (item.precision, written[layer].weight_type) for layer, item in plan.layers.items()}
     return score_tflite(folder / TFLITE, Path(trial.onnx), splits.test, types)
+
+
+def litert_host_ms(realised: Realised, plan: CompressionPlan, train_set: Any, input_size: int, threads: int) -> float:
+    """Host latency (ms, median) of a candidate's .tflite with LiteRT's XNNPACK: what a study measures per trial
+    with ``--litert-host``."""
+    import tempfile
+
+    from evaluators import litert_runtime
+    from spaces.litert import build_tflite
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / TFLITE
+        build_tflite(plan, realised.candidate, realised.graph, train_set, input_size, path)
+        return litert_runtime.measure_latency(litert_runtime.interpreter(path, threads))
 
 
 def score_tflite(tflite: Path, onnx_path: Path, test_set: Any, layer_types: dict[str, tuple[str, str]]) -> LiteRTScore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,7 @@ class RunConfig:
     search: bool = True
     warm_start: str = "default"
     test_every_trial: bool = False
+    litert_host: bool = False
 
 
 # The fixed recipes a search enqueues first: the defaults (spaces.strategies.default_strategies), or every one the
@@ -97,6 +98,10 @@ def check_numbers(config: RunConfig) -> None:
     check_at_least("--heartbeat", config.heartbeat, 1, "second")
     if config.warm_start not in WARM_STARTS:
         raise UserError(f"--warm-start '{config.warm_start}' is not one of {', '.join(WARM_STARTS)}")
+    if config.litert_host:
+        from spaces.litert import require_litert
+
+        require_litert()
 
 
 @dataclass
@@ -392,7 +397,8 @@ def run_trials(inputs: Inputs, prepared: Prepared, study: optuna.Study, console:
     model_spec = ModelSpec(config.model, prepared.splits.num_classes, inputs.data.input_size)
 
     def make_job(plan: dict, test: bool) -> TrialJob:
-        return TrialJob(plan, model_spec, inputs.data, inputs.profile, inputs.unit_name, test=test)
+        job = TrialJob(plan, model_spec, inputs.data, inputs.profile, inputs.unit_name, test=test)
+        return replace(job, litert_host=config.litert_host)
 
     budgets = Budgets(prepared.reference["val_top1"], config.max_accuracy_drop, config.latency_budget_ms, config.memory_budget_kb)
     loop = TrialLoop(

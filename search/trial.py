@@ -36,6 +36,7 @@ class TrialJob:
     unit_name: str
     threads: int = 1
     test: bool = True
+    litert_host: bool = False  # also time the candidate's .tflite with LiteRT's XNNPACK on this host
 
 
 @dataclass
@@ -125,7 +126,7 @@ def evaluate_candidate(job: TrialJob, state: dict) -> TrialOutcome:
         from core.timing import Stages
         from search.data import load_splits
         from search.models import build_model
-        from spaces.apply import apply
+        from spaces.apply import realise
         from spaces.plan import CompressionPlan
 
         stages = Stages()
@@ -134,11 +135,17 @@ def evaluate_candidate(job: TrialJob, state: dict) -> TrialOutcome:
             model = build_model(job.model.name, job.model.num_classes)
             model.load_state_dict(state)
             model.eval()
-        graph = apply(CompressionPlan.from_dict(job.plan), model, splits.train, job.model.input_size, stages=stages)
-        graph_bytes = graph.SerializeToString()
+        plan = CompressionPlan.from_dict(job.plan)
+        realised = realise(plan, model, splits.train, job.model.input_size, stages=stages)
+        graph_bytes = realised.graph.SerializeToString()
         metrics, precisions = score_graph(
             graph_bytes, job.profile, job.unit_name, splits, job.model.input_size, job.threads, stages, job.test
         )
+        if job.litert_host:
+            from search.litert_export import litert_host_ms
+
+            with stages.stage("litert"):
+                metrics["litert_host_ms"] = litert_host_ms(realised, plan, splits.train, job.model.input_size, job.threads)
         metrics.update(stages.metrics())
         metrics["seconds"] = time.perf_counter() - start
         metrics["worker_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

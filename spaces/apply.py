@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -84,14 +85,22 @@ def plan_calibration_images(plan: CompressionPlan, train_set: ImageDataset) -> n
     return calibration_images(train_set, plan.recipe.calibration_size, plan.recipe.seed)
 
 
-def apply(
+@dataclass(frozen=True)
+class Realised:
+    """A plan's candidate: the recovered FP32 torch model and the ONNX graph that ships."""
+
+    candidate: nn.Module
+    graph: onnx.ModelProto
+
+
+def realise(
     plan: CompressionPlan,
     model: nn.Module,
     train_set: ImageDataset,
     input_size: int,
     analysis: ModelAnalysis | None = None,
     stages: Stages | None = None,
-) -> onnx.ModelProto:
+) -> Realised:
     """Build the candidate of ``plan`` from the uncompressed ``model`` (left untouched).
 
     Steps: :func:`prune_and_recover`; ONNX export with BatchNorm folded; INT8 layers by
@@ -116,7 +125,7 @@ def apply(
         onnx.checker.check_model(graph)
     entry = graph.metadata_props.add()
     entry.key, entry.value = "compression_plan", json.dumps(plan.to_dict(), sort_keys=True)
-    return graph
+    return Realised(candidate, graph)
 
 
 def quantizable_layers(model: nn.Module, train_set: ImageDataset, input_size: int, calibration: int = 16) -> set[str]:
@@ -132,10 +141,10 @@ def quantizable_layers(model: nn.Module, train_set: ImageDataset, input_size: in
 
 __all__ = [
     "PlanError",
-    "apply",
     "calibration_images",
     "check_plan_fits",
     "plan_calibration_images",
     "prune_and_recover",
     "quantizable_layers",
+    "realise",
 ]

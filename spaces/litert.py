@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     import onnx
     from torch import nn
 
+    from spaces.finetune import ImageDataset
+    from spaces.plan import CompressionPlan
+
 INSTALL = "pip install -c constraints.txt -e '.[litert]'"
 COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # Ops that run in INT8 when every input comes from INT8 ops, as NNCF quantizes the inputs of the ONNX graph's Add
@@ -166,6 +169,7 @@ def set_precisions(
     layer's op as written, its weight type checked against the plan (PlanError on a mismatch)."""
     import contextlib
     import io
+    import shutil
     import warnings
 
     from ai_edge_quantizer import qtyping, quantizer
@@ -196,12 +200,15 @@ def set_precisions(
     int8 = {ops[layer].index for layer, realisation in wanted.items() if realisation == Realisation.INT8_QDQ}
     for scope, op_type in int8_followers(float_path, int8):
         recipe.update_quantization_recipe(f"^{re.escape(scope)}$", qtyping.TFLOperationName(op_type), op_config=int8_config)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # progress bars, and a warning that calibration keeps every tensor (it must)
-        signature = _input_name(float_path)
-        samples = [{signature: image[None]} for image in calibration]
-        result = recipe.calibrate({"serving_default": samples}, num_threads=1) if recipe.need_calibration else None
-        recipe.quantize(result).export_model(str(out_path), overwrite=True)
+    if all(realisation == Realisation.NONE for realisation in wanted.values()):
+        shutil.copyfile(float_path, out_path)  # nothing to quantize (the quantizer refuses an empty recipe)
+    else:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # progress bars, and a warning that calibration keeps every tensor (it must)
+            signature = _input_name(float_path)
+            samples = [{signature: image[None]} for image in calibration]
+            result = recipe.calibrate({"serving_default": samples}, num_threads=1) if recipe.need_calibration else None
+            recipe.quantize(result).export_model(str(out_path), overwrite=True)
     written = layer_ops(out_path, list(wanted))
     wrong = [
         f"{layer} is {op.weight_type}, not {WEIGHT_TYPE[wanted[layer]]}"
@@ -211,6 +218,27 @@ def set_precisions(
     if wrong:
         raise PlanError(f"the .tflite does not carry the plan's precisions: {'; '.join(wrong[:4])}")
     return written
+
+
+def build_tflite(
+    plan: CompressionPlan, candidate: nn.Module, graph: onnx.ModelProto, train_set: ImageDataset, input_size: int, path: Path
+) -> dict[str, LayerOp]:
+    """Write ``path``: the .tflite of ``plan``'s recovered ``candidate`` (changed in place: it takes the bias
+    corrections the quantizer made in the shipped ONNX ``graph``), each layer in its precision, INT8 calibrated
+    on the plan's calibration images; returns each layer's op as written."""
+    import tempfile
+
+    from core.precisions import precision_names
+    from spaces.apply import plan_calibration_images
+    from spaces.onnx_export import batchnorm_of_layers, export_onnx
+
+    if plan.layers_in("int8"):  # the biases NNCF corrected in the ONNX graph, corrected alike here
+        carry_bias_corrections(candidate, export_onnx(candidate, input_size), graph, batchnorm_of_layers(candidate, input_size))
+    layers = {name: plan.layers_in(name) for name in precision_names()}
+    with tempfile.TemporaryDirectory() as scratch:
+        float_path = Path(scratch) / "fp32.tflite"
+        convert(candidate, input_size, float_path)
+        return set_precisions(float_path, layers, plan_calibration_images(plan, train_set), path)
 
 
 def compute_biases(graph: onnx.ModelProto) -> dict[str, np.ndarray]:

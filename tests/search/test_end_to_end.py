@@ -32,7 +32,18 @@ def run_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("run")
     before = ray_processes()
     result = run_cli(
-        "run", "--hw", "pixel7,rpi4", "--run-dir", str(path), "--study-name", STUDY, "--trials", "6", *FAST, timeout=900
+        "run",
+        "--hw",
+        "pixel7,rpi4",
+        "--run-dir",
+        str(path),
+        "--study-name",
+        STUDY,
+        "--trials",
+        "6",
+        "--litert-host",
+        *FAST,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     deadline = time.time() + 20
@@ -277,6 +288,12 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_database_alone(run_dir, tmp
         assert run_cli(*args, "--run-dir", str(run_dir)).returncode == 0, args
     assert _db_digest(run_dir) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("x")]  # nothing half-written by the failures
+
+
+def test_with_litert_host_every_trial_is_timed_in_litert_too(run_dir):
+    first_run = [t for t in _study(run_dir).trials if t.number < 6 and t.state == optuna.trial.TrialState.COMPLETE]
+    assert first_run and all(t.user_attrs["litert_host_ms"] > 0 for t in first_run)  # later tests resume without it
+    assert "LiteRT ms" in (run_dir / "stdout.txt").read_text()
 
 
 def test_trials_record_seconds_per_stage(run_dir):

@@ -56,6 +56,15 @@ def test_each_layer_gets_its_plans_precision_read_back_from_the_file(float_tflit
     assert ops["FULLY_CONNECTED"] == 1
 
 
+def test_an_all_fp32_plan_is_the_converted_file(float_tflite, digits, tmp_path):
+    from spaces.litert import set_precisions
+
+    _, path = float_tflite
+    written = set_precisions(path, {"fp32": ["stem.0", "fc"], "int8": []}, _images(digits), tmp_path / "out.tflite")
+    assert {op.weight_type for op in written.values()} == {"float32"}
+    assert (tmp_path / "out.tflite").read_bytes() == path.read_bytes()
+
+
 def test_a_layer_the_file_does_not_have_is_an_error(float_tflite):
     from spaces.litert import layer_ops
 

@@ -9,7 +9,7 @@ import torch
 
 from evaluators.graph import read_graph
 from spaces.analysis import analyse
-from spaces.apply import apply, quantizable_layers
+from spaces.apply import quantizable_layers, realise
 from spaces.plan import CompressionPlan, LayerPlan, PlanError, Recipe
 from spaces.space import SearchSpace
 from spaces.strategies import default_strategies, strategy_plans
@@ -50,8 +50,8 @@ def test_apply_is_replayable_and_really_compresses(space, tiny_cnn, digits):
         {g.root: 0.5 for g in space.analysis.groups},
         {name: ("int8" if i % 2 else "fp16") if name != "fc" else "fp32" for i, name in enumerate(space.analysis.layers)},
     )
-    first = apply(plan, tiny_cnn, digits.train, 16)
-    second = apply(plan, tiny_cnn, digits.train, 16)
+    first = realise(plan, tiny_cnn, digits.train, 16).graph
+    second = realise(plan, tiny_cnn, digits.train, 16).graph
     assert first.SerializeToString() == second.SerializeToString()
     stored = json.loads({p.key: p.value for p in first.metadata_props}["compression_plan"])
     assert CompressionPlan.from_dict(stored) == plan
@@ -64,7 +64,7 @@ def test_apply_is_replayable_and_really_compresses(space, tiny_cnn, digits):
 
 def test_plan_for_another_model_is_refused(tiny_cnn, digits):
     with pytest.raises(PlanError, match=r"layers the model does not have: features\.0"):
-        apply(CompressionPlan({"features.0": LayerPlan()}), tiny_cnn, digits.train, 16)
+        realise(CompressionPlan({"features.0": LayerPlan()}), tiny_cnn, digits.train, 16)
 
 
 def test_quantizable_layers_probe(tiny_hlcnn, digits):
