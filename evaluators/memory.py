@@ -6,9 +6,8 @@ the end), each tensor in its producer's precision (an INT8 layer writes INT8 act
 no new tensor: a reshape is a view of its input, and an element-wise op (an activation, an add) writes into an
 input of its own size and precision that nothing else reads (an activation fused into the layer before it, as
 XNNPACK and the GPU delegates do; an add in place, as onnxruntime's planner does); the tensor they share lives
-until its last reader. This is the memory a runtime
-that frees each tensor after its last reader needs; runtimes that plan an arena come close to it
-(``bench/memory.py`` checks it against onnxruntime's measured peak).
+until its last reader. This is the memory a runtime that frees each tensor after its last reader needs; runtimes
+that plan an arena come close to it (``bench/memory.py`` checks it against onnxruntime's measured peak).
 """
 
 from __future__ import annotations

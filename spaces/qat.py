@@ -5,9 +5,9 @@ While :func:`fake_quantized` is active, each INT8 layer's weight is fake-quantiz
 same grid after a BatchNorm is folded in, since folding scales each output channel) and its input per tensor
 ([0, max] for non-negative inputs, symmetric otherwise, as NNCF quantizes activations; the range starts from
 the calibration images and follows the training batches by a moving average, as torch.ao's QAT observers do,
-since the fine-tune moves the activations), with straight-through gradients. On exit the layers are plain again and keep the
-weights the fine-tune learned; the ONNX graph is then exported and quantized as every plan is, so what ships
-is measured, not the fake-quantized model.
+since the fine-tune moves the activations), with straight-through gradients. On exit the layers are plain again
+and keep the weights the fine-tune learned; the ONNX graph is then exported and quantized as every plan is, so
+what ships is measured, not the fake-quantized model.
 """
 
 from __future__ import annotations
