@@ -19,6 +19,11 @@
 
 (d) energy: predicted energy per inference and average power against published measurements (wall, board or
 module rail, as each row says).
+
+(e) litert: whole models as `host:xnnpack` predicts them against their .tflite timed in LiteRT here (1 thread);
+    needs the [litert] extra and `search calibrate --hw host:xnnpack` first; not part of `all`.
+
+    python bench/cost_model.py --part litert --precisions fp32,fp16,int8
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def host_part(per_model: int, rounds: int, seed: int, input_size: int) -> None:
     from evaluators.host_calibration import Candidate
     from evaluators.onnx_runtime import measure_latency, session
     from hw_profiles import load_profile
-    from search.candidates import random_candidates
+    from search.candidates import as_candidate, random_plans
     from search.models import build_model
     from spaces.onnx_export import export_onnx
 
@@ -70,7 +75,8 @@ def host_part(per_model: int, rounds: int, seed: int, input_size: int) -> None:
     profile, unit, unit_name = load_profile("host")
     candidates: list[Candidate] = []
     for name in HOST_MODELS:
-        candidates.extend(random_candidates(build_model(name, 1000), name, per_model, seed, input_size, tuple(unit.precisions)))
+        drawn = random_plans(build_model(name, 1000), name, per_model, seed, input_size, tuple(unit.precisions))
+        candidates.extend(as_candidate(plan) for plan in drawn)
     predicted = [estimate_model(onnx.load_from_string(c.onnx_bytes), profile, unit_name).latency_ms for c in candidates]
     reference = export_onnx(build_model(SPEED_REFERENCE, 1000).eval(), input_size)
     reference_predicted = estimate_model(reference, profile, unit_name).latency_ms
@@ -214,7 +220,6 @@ def models_part(models: list[str], precisions: list[str], rounds: int, input_siz
     from evaluators.onnx_runtime import measure_rounds
     from hw_profiles import load_profile
     from hw_profiles.host import describe
-    from search.candidates import CALIBRATION_MODELS
     from search.model_graphs import input_dims, model_graph
 
     profile, _, unit_name = load_profile("host")
@@ -224,25 +229,57 @@ def models_part(models: list[str], precisions: list[str], rounds: int, input_siz
     predicted = [estimate_model(graph, profile, unit_name, 1).latency_ms for _, _, graph in rows]
     shapes = [tuple(d or 1 for d in input_dims(g)) for _, _, g in rows]  # a dynamic batch dimension: one image
     measured = measure_rounds([g.SerializeToString() for _, _, g in rows], shapes, 1, rounds)
-    print(f"{'model':24s} {'prec':5s} {'measured ms':>12s} {'predicted ms':>13s} {'error %':>8s}")
-    checks: list[float] = []
-    drift: list[float] = []
-    for (model, prec, _), m, p in zip(rows, measured, predicted, strict=True):
-        error = 100 * (p - m) / m
-        seen = model in CALIBRATION_MODELS
-        (drift if seen else checks).append(error)
-        print(f"{model:24s} {prec:5s} {m:12.2f} {p:13.2f} {error:+8.1f}{'  (calibration architecture)' if seen else ''}")
-    if checks:
-        within = sum(abs(e) <= 15 for e in checks)
-        print(
-            f"architectures the calibration never saw: within +-15%: {within}/{len(checks)}; "
-            f"median |error| {statistics.median(abs(e) for e in checks):.1f}%; worst {max(checks, key=abs):+.1f}%"
-        )
+    drift = print_whole_models([(m, p, ms, pred) for (m, p, _), ms, pred in zip(rows, measured, predicted, strict=True)])
     if drift:  # a calibration architecture off by much means the machine runs at another speed than when calibrated
         print(
             f"calibration architectures (not checks): error {', '.join(f'{e:+.1f}%' for e in drift)}; far from 0, "
             "this machine runs at another speed than during `search calibrate --hw host`: run the two back to back"
         )
+
+
+def print_whole_models(rows: list[tuple[str, str, float, float]]) -> list[float]:
+    """Print (model, precision, measured ms, predicted ms) rows and the summary of the architectures the host
+    calibration never saw; returns the errors (%) of those it used (calibration data, not checks)."""
+    from search.candidates import CALIBRATION_MODELS
+
+    print(f"{'model':24s} {'prec':5s} {'measured ms':>12s} {'predicted ms':>13s} {'error %':>8s}")
+    checks: list[float] = []
+    drift: list[float] = []
+    for model, prec, measured, predicted in rows:
+        error = 100 * (predicted - measured) / measured
+        seen = model in CALIBRATION_MODELS
+        (drift if seen else checks).append(error)
+        note = "  (calibration architecture)" if seen else ""
+        print(f"{model:24s} {prec:5s} {measured:12.2f} {predicted:13.2f} {error:+8.1f}{note}")
+    if checks:
+        print(
+            f"architectures the calibration never saw: within +-15%: {sum(abs(e) <= 15 for e in checks)}/{len(checks)}, "
+            f"within +-30%: {sum(abs(e) <= 30 for e in checks)}/{len(checks)}; median |error| "
+            f"{statistics.median(abs(e) for e in checks):.1f}%; worst {max(checks, key=abs):+.1f}%"
+        )
+    return drift
+
+
+def litert_part(models: list[str], precisions: list[str], rounds: int, input_size: int) -> None:
+    """Whole models as the host profile's LiteRT unit predicts them against their .tflite timed in LiteRT here."""
+    from bench.common import host_line
+    from evaluators.calibration import predict
+    from hw_profiles import load_profile
+    from search.candidates import random_plans
+    from search.litert_samples import litert_samples
+    from search.models import build_model
+
+    profile, unit, unit_name = load_profile("host:xnnpack")
+    print(f"(e) host:{unit_name} (profile v{profile.version}) vs LiteRT XNNPACK on {host_line()}, 1 thread, {rounds} rounds")
+    plans = (
+        plan
+        for m in models
+        for p in precisions
+        for plan in random_plans(build_model(m, 1000), m, 1, 0, input_size, tuple(unit.precisions), mode=p)
+    )
+    samples = litert_samples(plans, unit, (1,), rounds, lambda _: None)[1]
+    labels = [s.label.split("/") for s in samples]  # MODEL/PRECISION/...
+    print_whole_models([(m[0], m[1], s.measured_ms, predict(unit, s)) for m, s in zip(labels, samples, strict=True)])
 
 
 def _summary(errors: list[float]) -> str:
@@ -336,7 +373,7 @@ def main() -> int:
     """Run the parts asked for."""
     sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("host", "devices", "models", "energy", "all"), default="all")
+    parser.add_argument("--part", choices=("host", "devices", "models", "energy", "litert", "all"), default="all")
     parser.add_argument("--models", type=lambda s: s.split(","), default=list(WHOLE_MODELS), help="models: which")
     parser.add_argument("--precisions", type=lambda s: s.split(","), default=["fp32", "int8"], help="models: which")
     parser.add_argument("--per-model", type=int, default=14, help="host: candidates per architecture (3 architectures)")
@@ -353,6 +390,8 @@ def main() -> int:
         models_part(args.models, args.precisions, args.rounds, args.input_size)
     if args.part in ("energy", "all"):
         energy_part(args.write_bands)
+    if args.part == "litert":  # not in "all": needs the [litert] extra and `search calibrate --hw host:xnnpack`
+        litert_part(args.models, args.precisions, args.rounds, args.input_size)
     return 0
 
 

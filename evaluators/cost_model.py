@@ -125,6 +125,7 @@ class CostModel:
             self.units[FALLBACK] = fallback
         self.main = name
         self.threads = {key: min(threads or u.threads, u.max_threads) for key, u in self.units.items()}
+        self._weight_bytes = 0  # of the graph being estimated: whether its weights stay cached between inferences
 
     def estimate(self, graph: Graph) -> Estimate:
         """Latency (ms) and energy (mJ) of one inference of ``graph``.
@@ -133,6 +134,7 @@ class CostModel:
             UnsupportedPrecisionError: an op runs in a precision neither the unit nor its fallback supports.
         """
         placements = self.place(graph)
+        self._weight_bytes = sum(op.work_weight_bytes for op in graph.ops)
         rows: list[LayerCost] = []
         unit = self.units[self.main]
         if unit.inference_overhead_us is not None:
@@ -230,6 +232,17 @@ class CostModel:
         fits = nbytes <= unit.cache_kb.value * 1024
         return (unit.cache_gbs.value if fits else unit.dram_gbs.value) * 1e9
 
+    def _memory_s(self, unit: Unit, nbytes: float, weight_bytes: float) -> float:
+        """Seconds to move an op's ``nbytes`` (its ``weight_bytes`` included). With ``weights_cache_kb``, the
+        weights come from the cache when all of the graph's fit in it (they stay there between inferences), else
+        from DRAM, and the activations by their own working set; without it, everything by the op's working set."""
+        if unit.weights_cache_kb is None:
+            return nbytes / self._bandwidth(unit, nbytes)
+        resident = self._weight_bytes <= unit.weights_cache_kb.value * 1024
+        weight_gbs = unit.cache_gbs.value if resident else unit.dram_gbs.value
+        activations = nbytes - weight_bytes
+        return activations / self._bandwidth(unit, activations) + weight_bytes / (weight_gbs * 1e9)
+
     @staticmethod
     def _energy_per_byte(unit: Unit, nbytes: float) -> float:
         fits = nbytes <= unit.cache_kb.value * 1024
@@ -268,7 +281,7 @@ class CostModel:
             work = op.vector_ops
             compute_s = work / (unit.vector_gops[precision].value * unit.vector_efficiency(op.kind) * 1e9)
         compute_s /= unit.op_factor(op.op_type, precision) * self._speedup(where.unit)
-        memory_s = nbytes / self._bandwidth(unit, nbytes)
+        memory_s = self._memory_s(unit, nbytes, op.work_weight_bytes)
         overhead_s = self._overhead_s(where.unit, unit.overhead_us.value)
         busy_s = max(compute_s, memory_s) + (1 - unit.overlap()) * min(compute_s, memory_s)
         seconds = overhead_s + busy_s

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from evaluators.cost_model import CostModel, Estimate
 from evaluators.graph import Graph, read_graph
+from evaluators.graph_core import run_as
 
 if TYPE_CHECKING:
     import onnx
@@ -14,12 +15,13 @@ if TYPE_CHECKING:
 
 
 def graph_for_unit(model: onnx.ModelProto, unit: Unit) -> Graph:
-    """The ops of ``model`` as ``unit``'s runtime runs them (QDQ device view, or onnxruntime's executed graph)."""
+    """The ops of ``model`` as ``unit``'s runtime runs them (QDQ device view, or onnxruntime's executed graph), in
+    the precisions it computes them in (``unit.runs_as``)."""
     if unit.graph == "onnxruntime":
         from evaluators.runtime_graph import onnxruntime_graph, read_executed_graph
 
         return read_executed_graph(onnxruntime_graph(model))
-    return read_graph(model)
+    return run_as(read_graph(model), unit.runs_as)
 
 
 def cost_model(profile: Profile, unit_name: str, threads: int | None = None) -> CostModel:

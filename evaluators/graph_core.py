@@ -15,8 +15,9 @@ to a vector block, weights widened to FP32), the work it really does
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +157,23 @@ class Graph:
 def element_bytes(precision: str) -> float:
     """Bytes of one activation value in ``precision``."""
     return registered_precision(precision).activation_bytes
+
+
+def run_as(graph: Graph, runs_as: Mapping[str, str]) -> Graph:
+    """``graph`` with each op in a precision of ``runs_as`` run in the precision it maps to, weights widened (or
+    narrowed) to it: a runtime that stores a layer's weights in one precision but computes in another, e.g.
+    XNNPACK without its FP16 flag widens float16 weights to FP32 at load."""
+    if not runs_as:
+        return graph
+    ops = []
+    for op in graph.ops:
+        target = runs_as.get(op.precision)
+        if target is None:
+            ops.append(op)
+            continue
+        ratio = registered_precision(target).weight_bytes / registered_precision(op.precision).weight_bytes
+        ops.append(dataclasses.replace(op, precision=target, work_weight_bytes=round(op.work_weight_bytes * ratio)))
+    return dataclasses.replace(graph, ops=ops)
 
 
 def stored_bytes(precision: str, weights: int, biases: int = 0) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from evaluators.calibration import FitResult, Sample, errors, fit
+from evaluators.calibration import FitResult, Sample, errors, fit, get_value, with_values
 from hw_profiles.host import describe, this_machine
 from hw_profiles.schema import Unit
 
@@ -47,6 +47,21 @@ KERNEL_PARAMS = [
     "dram_gbs",
 ]
 OVERHEAD_PARAMS = ["overhead_us", "inference_overhead_us"]
+# A LiteRT unit is fitted to whole-graph times (its Python Interpreter has no per-op profiler): few numbers, each
+# determined by graphs that differ in it: kernel micro-benchmarks (one kind of layer each, FP32 and INT8, large
+# and small inputs) and random plans of whole models at two input sizes.
+WHOLE_GRAPH_PARAMS = [
+    "gmacs.fp32",
+    "gmacs.int8",
+    "kind_efficiency.conv",
+    "kind_efficiency.depthwise",
+    "precision_kind_efficiency.int8.conv",
+    "precision_kind_efficiency.int8.depthwise",
+    "overhead_us",
+    "inference_overhead_us",
+    "cache_gbs",
+    "dram_gbs",
+]
 THREAD_PARAMS = ["thread_efficiency", "thread_sync_us"]
 
 
@@ -98,6 +113,34 @@ def measure(candidates: list[Candidate], threads: int, log: Callable[[str], None
     return samples
 
 
+def fit_threads(unit: Unit, threaded: list[Sample], source: str, stages: dict[str, FitResult]) -> Unit:
+    """``unit`` with its thread scaling fitted to ``threaded`` (the fit recorded in ``stages``); as it is without."""
+    if not threaded:
+        return unit
+    stages["threads"] = fit(unit, threaded, THREAD_PARAMS, source)
+    return stages["threads"].unit
+
+
+def calibrate_whole_graphs(
+    unit: Unit, single: list[Sample], threaded: list[Sample], params: list[str], command: str, runtime: str, source: str
+) -> HostCalibration:
+    """Fit ``params`` of ``unit`` (e.g. :data:`WHOLE_GRAPH_PARAMS`) to whole-graph times on one thread (``single``),
+    then its thread scaling to ``threaded`` (if any); ``command`` and ``runtime`` (what measured them) go into the
+    description."""
+    stages = {"whole graphs": fit(unit, single, params, source)}
+    fitted = stages["whole graphs"].unit
+    # a precision the runtime computes in another (XNNPACK's FP16 layers in FP32) shows that one's rate
+    runs_as = {f"gmacs.{p}": get_value(fitted, f"gmacs.{q}") for p, q in unit.runs_as.items() if p in unit.gmacs}
+    fitted = fit_threads(with_values(fitted, runs_as, source), threaded, source, stages)
+    after = errors(fitted, single)
+    description = (
+        f"`{command}`: {runtime} on {describe(this_machine())}, {len(single)} whole graphs "
+        f"(kernel micro-benchmarks and random plans); fit on these graphs: median |error| {after['median_abs_pct']:.1f}%, "
+        f"{100 * after['within_10pct']:.0f}% within +-10%"
+    )
+    return HostCalibration(fitted, description, stages)
+
+
 def calibrate_host(
     unit: Unit,
     candidates: list[Candidate],
@@ -115,11 +158,10 @@ def calibrate_host(
     kernels = fit(unit, samples, KERNEL_PARAMS, source, per_op=True)
     overheads = fit(kernels.unit, samples, OVERHEAD_PARAMS, source)
     stages = {"kernels": kernels, "overheads": overheads}
-    fitted = overheads.unit
+    threaded = []
     if unit.max_threads > 1:
         threaded = measure(candidates[:: max(1, len(candidates) // 8)], min(2, unit.max_threads), log)
-        stages["threads"] = fit(fitted, threaded, THREAD_PARAMS, source)
-        fitted = stages["threads"].unit
+    fitted = fit_threads(overheads.unit, threaded, source, stages)
     single = errors(fitted, samples)
     description = (
         f"`search calibrate --hw host`: onnxruntime on {describe(this_machine())}, "

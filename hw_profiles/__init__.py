@@ -43,7 +43,7 @@ def load_profile_file(path: str | Path) -> Profile:
 def load_profile(spec: str) -> tuple[Profile, Unit, str]:
     """Resolve ``NAME`` or ``NAME:UNIT`` (or a path to a YAML file) to the profile, the unit and its name; ``host``
     is this machine's own profile (:mod:`hw_profiles.host`)."""
-    from hw_profiles.host import HOST, load_host_profile
+    from hw_profiles.host import HOST, check_calibrated, load_host_profile, with_template_units
 
     name, _, unit_name = spec.partition(":")
     path = Path(name)
@@ -52,7 +52,7 @@ def load_profile(spec: str) -> tuple[Profile, Unit, str]:
             raise UserError(f"profile file '{path}' does not exist: give a profile YAML's path or a name of `search hw list`")
         profile = load_profile_file(path)
     elif name == HOST:
-        profile = load_host_profile()
+        profile = with_template_units(load_host_profile())
     elif name in list_profiles():
         profile = load_profile_file(PROFILE_DIR / f"{name}.yaml")
     else:
@@ -60,4 +60,6 @@ def load_profile(spec: str) -> tuple[Profile, Unit, str]:
     unit_name = unit_name or profile.default_unit
     if unit_name not in profile.units:
         raise unknown_name(f"unit of {profile.name}", unit_name, profile.units, f"search hw show {profile.name}")
+    if name == HOST:
+        check_calibrated(profile, unit_name)
     return profile, profile.units[unit_name], unit_name

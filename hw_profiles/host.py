@@ -125,6 +125,39 @@ def with_machine_blocks(profile: Profile, machine: dict[str, str]) -> Profile:
     return type(profile).model_validate(data) if matched else profile
 
 
+def cache_sizes_kb() -> dict[int, float]:
+    """This CPU's data/unified cache sizes (KB) by level, as Linux reports them for core 0; {} elsewhere."""
+    sizes: dict[int, float] = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if (index / "type").read_text().strip() == "Instruction":
+                continue
+            level, size = int((index / "level").read_text()), (index / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        scale = {"K": 1.0, "M": 1024.0, "G": 1024.0**2}.get(size[-1:].upper())
+        if scale is not None and size[:-1].isdigit():
+            sizes[level] = int(size[:-1]) * scale
+    return sizes
+
+
+def with_machine_caches(profile: Profile, unit_name: str) -> Profile:
+    """``profile`` with ``unit_name``'s caches set to this CPU's last-level cache: ``cache_kb`` (an op whose working
+    set fits reads it at ``cache_gbs``) and ``weights_cache_kb`` (where a model's weights stay between inferences).
+    Measured here, XNNPACK ops of a few MB ran at cache speed, not DRAM's, so the level-2 size is not the bound."""
+    sizes = cache_sizes_kb()
+    if not sizes:
+        return profile
+    data = profile.model_dump()
+    key = "caches-this-machine"
+    levels = ", ".join(f"L{level} {kb:.0f} KB" for level, kb in sorted(sizes.items()))
+    data["sources"][key] = f"/sys/devices/system/cpu/cpu0/cache of {describe(this_machine())}: {levels}"
+    unit = data["units"][unit_name]
+    for field in ("cache_kb", "weights_cache_kb"):
+        unit[field] = {"value": sizes[max(sizes)], "source": key}
+    return type(profile).model_validate(data)
+
+
 def build_command() -> str:
     """The command that builds this machine's host profile, and what it costs."""
     return "`search calibrate --hw host` (about 4 minutes on 2 cores)"
@@ -154,6 +187,33 @@ def calibration_start() -> Profile:
     from hw_profiles import load_profile_file
 
     try:
-        return load_host_profile()
+        return with_template_units(load_host_profile())
     except UserError:
         return load_profile_file(TEMPLATE)
+
+
+def with_template_units(profile: Profile) -> Profile:
+    """``profile`` with the template's units it lacks (one built before a unit existed); such a unit keeps the
+    template's estimates until it is calibrated here (:func:`check_calibrated`)."""
+    from hw_profiles import load_profile_file
+
+    template = load_profile_file(TEMPLATE)
+    missing = {name: unit for name, unit in template.units.items() if name not in profile.units}
+    if not missing:
+        return profile
+    sources = {**template.sources, **profile.sources}
+    return profile.model_copy(update={"units": {**profile.units, **missing}, "sources": sources})
+
+
+def check_calibrated(profile: Profile, unit_name: str) -> None:
+    """Refuse a host unit whose MAC rates were never fitted on this machine (the template's estimates), naming
+    the command that fits them."""
+    from hw_profiles.schema import CALIBRATION_PREFIX
+
+    unit = profile.units[unit_name]
+    if not any(rate.source.startswith(CALIBRATION_PREFIX) for rate in unit.gmacs.values()):
+        cost = "about 10 minutes; needs the [litert] extra" if unit.host_runtime == "litert" else "a few minutes"
+        raise UserError(
+            f"unit {unit_name} of the host profile is not calibrated on this machine: run "
+            f"`search calibrate --hw {HOST}:{unit_name}` ({cost})"
+        )

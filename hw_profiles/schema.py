@@ -82,6 +82,10 @@ class Unit(_Strict):
     cache_kb: Sourced
     cache_gbs: Sourced
     dram_gbs: Sourced
+    # The cache a whole model's weights stay in between inferences (a CPU's last-level cache): a graph whose
+    # weights fit reads them at cache_gbs, a larger one streams them from DRAM every inference. None: weights
+    # count in each op's working set against cache_kb, like its activations.
+    weights_cache_kb: Sourced | None = None
     overhead_us: Sourced
     switch_overhead_us: Sourced
     inference_overhead_us: Sourced | None = None
@@ -98,6 +102,12 @@ class Unit(_Strict):
     # "device": the QDQ graph as a device runtime runs it (Q/DQ/Cast mark precisions);
     # "onnxruntime": the graph onnxruntime executes after its own optimizations (see evaluators.runtime_graph).
     graph: Literal["device", "onnxruntime"] = "device"
+    # A unit of the host profile: the runtime that measures it on this machine (``search calibrate --hw host:UNIT``
+    # and the trials of a study on it). None: a device unit, measured elsewhere.
+    host_runtime: Literal["onnxruntime", "litert"] | None = None
+    # Precisions the runtime stores a layer's weights in but computes in another (device view only): XNNPACK
+    # without its FP16 flag widens float16 weights to FP32 at load, so an FP16 layer costs what an FP32 one does.
+    runs_as: dict[Precision, Precision] = Field(default_factory=dict)
     winograd: Winograd | None = None  # None: the runtime runs no Winograd convolutions
     latency_band: Band | None = None  # None: no out-of-sample check of this unit's latency
     energy_band: Band | None = None  # None: no published energy measurement checks this unit ("energy unchecked")

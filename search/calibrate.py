@@ -16,7 +16,10 @@ if TYPE_CHECKING:
     from hw_profiles.schema import Profile, Unit
 
 COLUMNS = ("model", "precision", "unit", "threads", "input_size", "latency_ms")
-AS_GIVEN = "as-given"  # precision of a measured ONNX file: its layers' own, not converted (search.shortlist)
+AS_GIVEN = "as-given"
+# A LiteRT unit is also fitted on graphs at this input size, as small as the studies' images: at one size, per-op
+# and per-inference overheads are confounded with the per-pixel work every graph at that size shares.
+SMALL_INPUT = 32  # precision of a measured ONNX file: its layers' own, not converted (search.shortlist)
 
 
 @dataclass(frozen=True)
@@ -227,4 +230,52 @@ def calibrate_host_profile(
     key = source_key(profile, unit_name)
     candidates, architectures = calibration_candidates(per_model, seed, input_size, tuple(unit.precisions))
     result = calibrate_host(unit, candidates, architectures, input_size, key, log)
+    return next_version(with_unit(profile, unit_name, result.unit, key, result.description)), result.stages
+
+
+def calibrate_litert_unit(
+    profile: Profile,
+    unit_name: str,
+    per_model: int,
+    seed: int,
+    input_size: int,
+    log: Callable[[str], None],
+    params: list[str] | None = None,
+) -> tuple[Profile, dict[str, FitResult]]:
+    """Time kernel micro-benchmarks and random plans at ``input_size`` and :data:`SMALL_INPUT` as .tflite files in
+    LiteRT on this machine and fit the host profile's LiteRT unit: ``params`` (default
+    :data:`~evaluators.host_calibration.WHOLE_GRAPH_PARAMS`), then thread scaling."""
+    from importlib import metadata
+    from itertools import chain
+
+    from evaluators.calibration import check_params
+    from evaluators.host_calibration import WHOLE_GRAPH_PARAMS, calibrate_whole_graphs
+    from hw_profiles.host import with_machine_caches
+    from hw_profiles.writer import next_version, with_unit
+    from search.candidates import MICRO_KERNELS, calibration_plans, micro_plans
+    from search.litert_samples import litert_samples
+    from spaces.litert import require_litert
+
+    require_litert()
+    profile = with_machine_caches(profile, unit_name)
+    unit = profile.units[unit_name]
+    key = source_key(profile, unit_name)
+    sizes = list(dict.fromkeys((input_size, SMALL_INPUT)))
+    drawn = [calibration_plans(per_model, seed + i, size, tuple(unit.precisions)) for i, size in enumerate(sizes)]
+    architectures = drawn[0][1]
+    computed = tuple(dict.fromkeys(unit.runs_as.get(p, p) for p in unit.precisions))  # FP16 runs as FP32: once
+    plans = chain(micro_plans(seed, computed), *(found for found, _ in drawn))
+    params = params or WHOLE_GRAPH_PARAMS
+    try:
+        check_params(params)
+    except ValueError as exc:
+        raise UserError(f"--params: {exc}") from None
+    graphs = len(MICRO_KERNELS) * len(computed) + per_model * len(architectures) * len(sizes)
+    check_determined(f"{unit_name} (raise --per-model)", params, graphs)
+    log(f"building and timing .tflite files of kernel micro-benchmarks and {', '.join(architectures)} in LiteRT")
+    threads = (1, 2) if unit.max_threads > 1 else (1,)
+    samples = litert_samples(plans, unit, threads, 3, log)
+    runtime = f"LiteRT {metadata.version('ai-edge-litert')} XNNPACK at {' and '.join(f'{s}x{s}' for s in sizes)}"
+    command = f"search calibrate --hw {profile.name}:{unit_name}"
+    result = calibrate_whole_graphs(unit, samples[1], samples.get(2, []), params, command, runtime, key)
     return next_version(with_unit(profile, unit_name, result.unit, key, result.description)), result.stages

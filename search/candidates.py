@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.precisions import precision_names
@@ -17,21 +18,40 @@ from evaluators.host_calibration import Candidate
 if TYPE_CHECKING:
     from torch import nn
 
+    from spaces.apply import Realised
+    from spaces.finetune import ImageDataset
+    from spaces.plan import CompressionPlan
+
 # Architectures of the host calibration, besides the op zoo; the host benchmark checks others.
 CALIBRATION_MODELS = ("mnasnet_100", "mobilenetv1_100", "resnet34")
 
 
-def random_candidates(
+@dataclass(frozen=True)
+class RandomPlan:
+    """One random compressed candidate: its label, plan and realisation, and the images it was calibrated on."""
+
+    label: str
+    plan: CompressionPlan
+    realised: Realised
+    data: ImageDataset
+    input_size: int
+
+
+def random_plans(
     model: nn.Module,
     label: str,
     count: int,
     seed: int,
     input_size: int = 224,
     precisions: tuple[str, ...] | None = None,
-) -> Iterator[Candidate]:
-    """``count`` candidates of ``model`` (named ``label``): uniform-precision ones and per-layer mixes, half pruned.
+    mode: str | None = None,
+) -> Iterator[RandomPlan]:
+    """``count`` random plans of ``model`` (named ``label``), realised: uniform-precision ones and per-layer mixes,
+    half pruned; with ``mode`` (a precision) every plan is that precision throughout and unpruned.
 
-    ``precisions``: those a candidate may use (default: every registered one).
+    ``precisions``: those a candidate may use (default: every registered one). The weights are random, with every
+    BatchNorm scale drawn away from 0: timm zero-initialises the last BatchNorm of each residual block, and a
+    converter (litert-torch) folds such a dead branch away, so its latency would not be measured.
     """
     import torch
     from torch.utils.data import TensorDataset
@@ -45,6 +65,10 @@ def random_candidates(
     rng = random.Random(seed)
     torch.manual_seed(seed)
     model.eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
     analysis = analyse(model, torch.zeros(1, 3, input_size, input_size))
     space = SearchSpace.build(
         analysis, list(precisions), set(analysis.layers), recipe=Recipe(finetune_epochs=0, calibration_size=32)
@@ -52,15 +76,21 @@ def random_candidates(
     data = TensorDataset(torch.randn(32, 3, input_size, input_size), torch.zeros(32, dtype=torch.long))
     ratios = [space.prune_step * i for i in range(int(space.max_prune / space.prune_step) + 1)]
     for i in range(count):
-        mode = rng.choice([*precisions, "mixed", "mixed"])
-        pruned = rng.random() < 0.5
+        drawn = mode or rng.choice([*precisions, "mixed", "mixed"])
+        pruned = mode is None and rng.random() < 0.5
         group_ratios = {g.root: rng.choice(ratios) if pruned else 0.0 for g in analysis.groups}
         layer_precisions = {  # uniform modes fall back to a layer's first choice where the precision is not offered
-            layer: rng.choice(choices) if mode == "mixed" else (mode if mode in choices else choices[0])
+            layer: rng.choice(choices) if drawn == "mixed" else (drawn if drawn in choices else choices[0])
             for layer, choices in space.precisions.items()
         }
-        graph = realise(space.plan(group_ratios, layer_precisions), model, data, input_size, analysis=analysis).graph
-        yield Candidate(f"{label}/{mode}{'/pruned' if pruned else ''}/{i}", graph.SerializeToString(), input_size)
+        plan = space.plan(group_ratios, layer_precisions)
+        realised = realise(plan, model, data, input_size, analysis=analysis)
+        yield RandomPlan(f"{label}/{drawn}{'/pruned' if pruned else ''}/{i}", plan, realised, data, input_size)
+
+
+def as_candidate(drawn: RandomPlan) -> Candidate:
+    """A random plan's ONNX graph, as the onnxruntime host calibration measures it."""
+    return Candidate(drawn.label, drawn.realised.graph.SerializeToString(), drawn.input_size)
 
 
 def op_zoo(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
@@ -87,13 +117,60 @@ def op_zoo(num_classes: int = 1000, in_chans: int = 3) -> nn.Module:
     )
 
 
+# Kernel micro-benchmarks of a whole-graph calibration: (kind, channels, input size). Each is a stack of four
+# layers of one kind, so its time is that kernel's; large and small inputs separate the per-MAC rate from the
+# per-byte one (a 4x4 input leaves the weights to read from memory).
+MICRO_KERNELS = (
+    ("depthwise", 128, 56),
+    ("depthwise", 512, 14),
+    ("pointwise", 128, 56),
+    ("pointwise", 512, 14),
+    ("pointwise", 1024, 4),
+    ("conv3x3", 64, 56),
+    ("conv3x3", 256, 14),
+    ("conv3x3", 512, 4),
+)
+
+
+def micro_kernel(kind: str, channels: int, num_classes: int = 10) -> nn.Module:
+    """A stem, four layers of ``kind`` (depthwise 3x3, pointwise, or full 3x3 conv) with ``channels`` channels,
+    and a small classifier: the time of a :data:`MICRO_KERNELS` benchmark is that kind's."""
+    from torch import nn
+
+    def layer() -> nn.Conv2d:
+        if kind == "depthwise":
+            return nn.Conv2d(channels, channels, 3, 1, 1, groups=channels)
+        return nn.Conv2d(channels, channels, 1) if kind == "pointwise" else nn.Conv2d(channels, channels, 3, 1, 1)
+
+    body = [module for _ in range(4) for module in (layer(), nn.ReLU())]
+    head = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)]
+    return nn.Sequential(nn.Conv2d(3, channels, 1), nn.ReLU(), *body, *head)
+
+
+def micro_plans(seed: int, precisions: tuple[str, ...]) -> Iterator[RandomPlan]:
+    """Each :data:`MICRO_KERNELS` benchmark in each of ``precisions`` throughout, unpruned."""
+    for kind, channels, size in MICRO_KERNELS:
+        for precision in precisions:
+            label = f"{kind}-{channels}"
+            yield from random_plans(micro_kernel(kind, channels), label, 1, seed, size, precisions, mode=precision)
+
+
+def calibration_plans(
+    per_model: int, seed: int, input_size: int, precisions: tuple[str, ...]
+) -> tuple[Iterator[RandomPlan], list[str]]:
+    """Random plans of the op zoo and :data:`CALIBRATION_MODELS` (drawn lazily), and the architectures."""
+    from itertools import chain
+
+    from search.models import build_model
+
+    models = [("op_zoo", op_zoo()), *((name, build_model(name, 1000)) for name in CALIBRATION_MODELS)]
+    plans = chain.from_iterable(random_plans(model, label, per_model, seed, input_size, precisions) for label, model in models)
+    return plans, [label for label, _ in models]
+
+
 def calibration_candidates(
     per_model: int, seed: int, input_size: int, precisions: tuple[str, ...]
 ) -> tuple[list[Candidate], list[str]]:
-    """Random candidates of the op zoo and :data:`CALIBRATION_MODELS` for the host calibration, and the architectures."""
-    from search.models import build_model
-
-    candidates = list(random_candidates(op_zoo(), "op_zoo", per_model, seed, input_size, precisions))
-    for name in CALIBRATION_MODELS:
-        candidates.extend(random_candidates(build_model(name, 1000), name, per_model, seed, input_size, precisions))
-    return candidates, ["op_zoo", *CALIBRATION_MODELS]
+    """The ONNX graphs of :func:`calibration_plans`, as the onnxruntime host calibration measures them."""
+    plans, architectures = calibration_plans(per_model, seed, input_size, precisions)
+    return [as_candidate(drawn) for drawn in plans], architectures

@@ -84,6 +84,7 @@ def cmd_hw_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from hw_profiles import list_profiles, load_profile
+    from hw_profiles.host import HOST, check_calibrated
 
     table = Table(title="hardware profiles (use --hw NAME or NAME:UNIT)")
     for column in ("profile", "version", "unit", "precisions", "runtime", "description"):
@@ -96,9 +97,13 @@ def cmd_hw_list(args: argparse.Namespace) -> int:
             continue
         for unit_name, unit in profile.units.items():
             default = " (default)" if unit_name == profile.default_unit else ""
-            table.add_row(
-                name, str(profile.version), unit_name + default, ", ".join(unit.precisions), unit.runtime, unit.description
-            )
+            description = unit.description
+            if name == HOST:
+                try:
+                    check_calibrated(profile, unit_name)
+                except UserError:
+                    description = f"not calibrated on this machine: search calibrate --hw {HOST}:{unit_name}"
+            table.add_row(name, str(profile.version), unit_name + default, ", ".join(unit.precisions), unit.runtime, description)
     _console().print(table)
     return 0
 
@@ -179,12 +184,22 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """search calibrate: fit a profile to measurements (or measure this machine) and write a new version."""
+    from core.errors import unknown_name
     from core.files import check_out_file
     from hw_profiles import PROFILE_DIR, load_profile
-    from hw_profiles.host import HOST, calibration_start, describe, profile_path, this_machine
+    from hw_profiles.host import (
+        HOST,
+        calibration_start,
+        describe,
+        load_host_profile,
+        profile_path,
+        this_machine,
+        with_template_units,
+    )
     from hw_profiles.writer import write_profile
-    from search.calibrate import COLUMNS, calibrate_from_measurements, calibrate_host_profile
+    from search.calibrate import COLUMNS, calibrate_from_measurements, calibrate_host_profile, calibrate_litert_unit
     from search.console import print_fits
+    from spaces.litert import require_litert
 
     console = _console()
     name = args.hw.partition(":")[0]
@@ -196,15 +211,28 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         default_out = PROFILE_DIR / f"{profile.name}.yaml"
     out = check_out_file(args.out, f"{profile.name}.yaml") if args.out else default_out
     params = [p.strip() for p in args.params.split(",")] if args.params else None
+    unit_name = args.hw.partition(":")[2] or profile.default_unit
+    if unit_name not in profile.units:
+        raise unknown_name(f"unit of {profile.name}", unit_name, profile.units, f"search hw show {profile.name}")
+    runtime = profile.units[unit_name].host_runtime
     if args.measurements:
         new, fits = calibrate_from_measurements(profile, args.measurements, params, console.print, args.latency_scale)
-    elif profile.units[profile.default_unit].graph == "onnxruntime":
-        new, fits = calibrate_host_profile(profile, args.per_model, args.seed, args.input_size, console.print)
+    elif runtime == "onnxruntime":
+        new, fits = calibrate_host_profile(profile, args.per_model or 10, args.seed, args.input_size, console.print)
+    elif runtime == "litert":
+        require_litert()
+        profile = with_template_units(load_host_profile())  # the onnxruntime unit first: it makes the profile
+        new, fits = calibrate_litert_unit(
+            profile, unit_name, args.per_model or 4, args.seed, args.input_size, console.print, params
+        )
     else:
         raise UserError(f"{profile.name} is a device profile: pass --measurements FILE.csv (columns {', '.join(COLUMNS)})")
     if name == HOST:
         machine = this_machine()
-        about = f"This machine, {describe(machine)}, running the ONNX graph in onnxruntime on the CPU"
+        about = (
+            f"This machine, {describe(machine)}: its CPU running the ONNX graph in onnxruntime (unit cpu) and the "
+            ".tflite in LiteRT with XNNPACK (unit xnnpack)"
+        )
         new = new.model_copy(update={"machine": machine, "description": about})
     out.parent.mkdir(parents=True, exist_ok=True)
     study = _study_of(args) if args.study else None  # before writing: a wrong name leaves nothing half-done
@@ -667,7 +695,11 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--json", action="store_true", help="one JSON object (latency_ms, energy_mj, params, macs, ...)")
     est.set_defaults(func=cmd_estimate)
     cal = sub.add_parser("calibrate", help="fit a profile to measured latencies and write a new profile version")
-    cal.add_argument("--hw", required=True, help="profile NAME; `host` measures this machine in onnxruntime")
+    cal.add_argument(
+        "--hw",
+        required=True,
+        help="profile NAME[:UNIT]; `host` measures this machine in onnxruntime, `host:xnnpack` in LiteRT (after `host`)",
+    )
     cal.add_argument(
         "--measurements",
         "--measured",
@@ -687,7 +719,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="multiply measured latencies (rows of a sibling device at another clock, e.g. 2.80/2.85)",
     )
-    cal.add_argument("--per-model", type=int, default=10, help="host: random candidates per calibration model")
+    cal.add_argument(
+        "--per-model",
+        type=int,
+        help="host: random candidates per calibration model (default 10; host:xnnpack: 4 per input size)",
+    )
     cal.add_argument("--input-size", type=int, default=224, help="host: input resolution of the calibration graphs")
     cal.add_argument("--seed", type=int, default=0)
     cal.set_defaults(func=cmd_calibrate)

@@ -98,10 +98,6 @@ def check_numbers(config: RunConfig) -> None:
     check_at_least("--heartbeat", config.heartbeat, 1, "second")
     if config.warm_start not in WARM_STARTS:
         raise UserError(f"--warm-start '{config.warm_start}' is not one of {', '.join(WARM_STARTS)}")
-    if config.litert_host:
-        from spaces.litert import require_litert
-
-        require_litert()
 
 
 @dataclass
@@ -150,6 +146,7 @@ def resolve_inputs(config: RunConfig) -> Inputs:
     from search.data import parse_data
     from search.models import check_model_name
     from search.study import check_storage, default_storage, parse_objectives
+    from spaces.litert import require_litert
     from spaces.strategies import STRATEGIES
 
     check_numbers(config)
@@ -158,6 +155,10 @@ def resolve_inputs(config: RunConfig) -> Inputs:
         STRATEGIES.get(name)
     first, *more = [spec.strip() for spec in config.hw.split(",")]
     profile, unit, unit_name = load_profile(first)
+    if unit.host_runtime == "litert":  # a LiteRT unit of this machine: every candidate is also timed in LiteRT
+        config = replace(config, litert_host=True)
+    if config.litert_host:
+        require_litert()
     for spec in more:  # each further device checked now; kept as given (a YAML path works too)
         load_profile(spec)
     objectives = parse_objectives(config.objectives)

@@ -81,8 +81,9 @@ def convert(model: nn.Module, input_size: int, path: Path, in_chans: int = 3) ->
 
 
 def _module_pattern(layer: str) -> re.Pattern[str]:
-    """A layer's module path (``stage1.conv1.0``) as litert-torch names it: ``.../<Class>_stage1/<Class>_conv1/<Class>_0``."""
-    return re.compile("".join(rf"/[\w.]*_{re.escape(part)}" for part in layer.split(".")) + r"(;\d*)?$")
+    """A layer's module path (``stage1.conv1.0``) as litert-torch names it: ``<Root>/<Class>_stage1/<Class>_conv1/<Class>_0``,
+    from the root model's class on (so ``conv1`` is the stem, not every block's ``conv1``)."""
+    return re.compile("^[^/]*" + "".join(rf"/[\w.]*_{re.escape(part)}" for part in layer.split(".")) + r"(;\d*)?$")
 
 
 def layer_ops(path: Path, layers: Sequence[str]) -> dict[str, LayerOp]:

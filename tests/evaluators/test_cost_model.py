@@ -185,3 +185,18 @@ def test_the_depthwise_block_shows_in_int8_depthwise_costs():
 
     per_channel_aligned, per_channel_unaligned = depthwise_ms(96) / 96, depthwise_ms(88) / 88
     assert per_channel_unaligned > 1.5 * per_channel_aligned
+
+
+def test_a_runtime_that_widens_fp16_weights_runs_an_fp16_layer_as_an_fp32_one(tiny_cnn):
+    """The host's LiteRT unit: XNNPACK stores float16 weights but computes in FP32 (``runs_as``)."""
+    from evaluators.estimate import graph_for_unit
+
+    unit = load_profile_file(TEMPLATE).units["xnnpack"]
+    fp32, fp16, _ = _graphs(tiny_cnn, 32)
+    as_fp32, as_fp16 = (CostModel(unit).estimate(graph_for_unit(g, unit)) for g in (fp32, fp16))
+    assert as_fp16.latency_ms == pytest.approx(as_fp32.latency_ms, rel=0.02)
+    assert {row.precision for row in as_fp16.layers if row.op_type == "Conv"} == {"fp32"}
+    plain = unit.model_copy(update={"runs_as": {}})
+    assert {row.precision for row in CostModel(plain).estimate(graph_for_unit(fp16, plain)).layers if row.op_type == "Conv"} == {
+        "fp16"
+    }

@@ -84,3 +84,70 @@ def test_channel_blocks_follow_the_machines_instruction_set():
     assert with_machine_blocks(template, {"isa": "asimd"}) == template  # no known block: unchanged
     profile = with_machine_blocks(template, {"isa": "avx512f avx512bw"})
     assert all(entry.source in profile.sources for entry in profile.units["cpu"].channel_block.values())
+
+
+def _write_host_profile(units_dropped: tuple[str, ...] = (), calibrated: tuple[str, ...] = ()) -> None:
+    """This machine's host profile from the template: ``units_dropped`` left out (a profile built before they
+    existed), the MAC rates of ``calibrated`` units marked as fitted here."""
+    data = load_profile_file(TEMPLATE).model_dump()
+    for name in units_dropped:
+        del data["units"][name]
+    for name in calibrated:
+        data["sources"]["calibration-2026-12-05-" + name] = "fitted here (test)"
+        for rate in data["units"][name]["gmacs"].values():
+            rate["source"] = "calibration-2026-12-05-" + name
+    data["machine"] = this_machine()
+    path = profile_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_profile(type(load_profile_file(TEMPLATE)).model_validate(data), path)
+
+
+def test_an_uncalibrated_litert_unit_is_refused_with_the_command_that_calibrates_it(empty_cache):
+    _write_host_profile()
+    assert load_profile("host")[2] == "cpu"
+    with pytest.raises(
+        UserError,
+        match=r"unit xnnpack of the host profile is not calibrated on this machine: run `search calibrate --hw host:xnnpack`",
+    ):
+        load_profile("host:xnnpack")
+    result = run_cli("estimate", "--model", "small_cnn", "--hw", "host:xnnpack")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_host_profile_built_before_the_litert_unit_gets_it_uncalibrated(empty_cache):
+    _write_host_profile(units_dropped=("xnnpack",))
+    with pytest.raises(UserError, match="not calibrated on this machine"):
+        load_profile("host:xnnpack")
+
+
+def test_calibrating_the_litert_unit_needs_the_host_profile_first(empty_cache):
+    result = run_cli("calibrate", "--hw", "host:xnnpack")
+    assert result.returncode == 2 and "build it with `search calibrate --hw host`" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not empty_cache.exists()
+
+
+def test_a_study_on_the_litert_unit_times_every_candidate_in_litert(empty_cache):
+    from search.run import RunConfig, resolve_inputs
+
+    _write_host_profile(calibrated=("xnnpack",))
+    inputs = resolve_inputs(RunConfig(hw="host:xnnpack", run_dir=str(empty_cache.parent / "runs")))
+    assert inputs.config.litert_host and inputs.hw == "host:xnnpack"
+    assert not resolve_inputs(RunConfig(hw="pixel7", run_dir=str(empty_cache.parent / "runs"))).config.litert_host
+
+
+@pytest.mark.slow
+def test_calibrate_host_xnnpack_times_tflite_files_here_and_fits_the_unit(empty_cache):
+    _write_host_profile()
+    result = run_cli("calibrate", "--hw", "host:xnnpack", "--per-model", "1", "--input-size", "32")
+    assert result.returncode == 0, result.stderr
+    profile, unit, _ = load_profile("host:xnnpack")
+    assert all(rate.source.startswith("calibration-") for rate in unit.gmacs.values())
+    assert unit.gmacs["fp16"].value == unit.gmacs["fp32"].value  # XNNPACK computes its FP16 layers in FP32 here
+    assert unit.weights_cache_kb is not None and unit.weights_cache_kb.source == "caches-this-machine"
+    assert (
+        "LiteRT" in profile.sources[unit.gmacs["int8"].source]
+        and this_machine()["cpu"] in profile.sources[unit.gmacs["int8"].source]
+    )
+    assert profile.units["cpu"] == load_profile_file(TEMPLATE).units["cpu"]  # the onnxruntime unit is left as it was
+    estimate = run_cli("estimate", "--model", "small_cnn", "--hw", "host:xnnpack")
+    assert estimate.returncode == 0, estimate.stderr

@@ -85,6 +85,22 @@ def test_timm_module_paths_map_to_depthwise_and_pointwise_ops(tmp_path):
     assert [op.op_type for op in ops.values()] == ["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "FULLY_CONNECTED"]
 
 
+def test_a_top_level_layer_is_not_matched_inside_the_blocks_with_a_layer_of_its_name(tmp_path):
+    """ResNet's stem ``conv1`` beside every block's ``conv1``: each layer path maps to its own op only."""
+    from search.models import build_model
+    from spaces.litert import convert, layer_ops
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", 10).eval()
+    randomise_batchnorm(model)  # timm zeroes each block's last BatchNorm: the converter would fold conv2 away
+    path = tmp_path / "resnet18.tflite"
+    convert(model, 32, path)
+    layers = ["conv1", "layer1.0.conv1", "layer1.0.conv2", "layer2.0.downsample.0", "fc"]
+    ops = layer_ops(path, layers)
+    assert len({op.index for op in ops.values()}) == len(layers)
+    assert [op.op_type for op in ops.values()] == ["CONV_2D"] * 4 + ["FULLY_CONNECTED"]
+
+
 def test_without_the_extra_the_error_names_the_install_command(monkeypatch):
     from spaces import litert
 
