@@ -37,6 +37,28 @@ def test_inside_the_block_weights_and_inputs_are_on_an_int8_grid(tiny_cnn, digit
     assert not layer._forward_pre_hooks
 
 
+def test_in_training_an_inputs_range_widens_to_the_batch_so_nothing_is_clipped(tiny_cnn, digits):
+    """A clipped input gets no gradient (straight-through within the range only): training batches, wider than
+    the eval-mode calibration images, widen the range, which then stays wide."""
+    from spaces.qat import fake_quantized
+
+    layer = tiny_cnn.get_submodule("stage1.conv1.0")
+    raw, quantized = [], []
+    before = layer.register_forward_pre_hook(lambda _m, args: raw.append(args[0].detach().clone()))
+    with fake_quantized(tiny_cnn, ["stage1.conv1.0"], _images(digits)):
+        after = layer.register_forward_pre_hook(lambda _m, args: quantized.append(args[0].detach().clone()))
+        tiny_cnn.train()
+        tiny_cnn(10 * torch.from_numpy(_images(digits, 8)))  # a batch far outside the calibration range
+        step = (raw[-1].max() - raw[-1].min()) / 255
+        assert (quantized[-1] - raw[-1]).abs().max() <= step  # rounded, not clipped
+        tiny_cnn.eval()
+        tiny_cnn(torch.from_numpy(_images(digits, 8)))
+        values = torch.unique(quantized[-1])
+        assert (values[1:] - values[:-1]).min() >= 0.9 * step  # the wide grid is kept
+    before.remove()
+    after.remove()
+
+
 def test_qat_fine_tunes_an_unpruned_int8_plan_and_ptq_does_not(tiny_cnn, digits):
     from spaces.apply import prune_and_recover
 
