@@ -193,16 +193,22 @@ def calibration_start() -> Profile:
 
 
 def with_template_units(profile: Profile) -> Profile:
-    """``profile`` with the template's units it lacks (one built before a unit existed); such a unit keeps the
-    template's estimates until it is calibrated here (:func:`check_calibrated`)."""
+    """``profile`` brought up to the template's units (one built before a unit or a field existed): the units it
+    lacks, which keep the template's estimates until calibrated here (:func:`check_calibrated`), and the runtime
+    that measures each unit it has (``host_runtime``)."""
     from hw_profiles import load_profile_file
 
     template = load_profile_file(TEMPLATE)
-    missing = {name: unit for name, unit in template.units.items() if name not in profile.units}
-    if not missing:
+    units = {
+        name: unit.model_copy(update={"host_runtime": template.units[name].host_runtime})
+        if name in template.units and unit.host_runtime is None
+        else unit
+        for name, unit in profile.units.items()
+    }
+    units.update({name: unit for name, unit in template.units.items() if name not in units})
+    if units == profile.units:
         return profile
-    sources = {**template.sources, **profile.sources}
-    return profile.model_copy(update={"units": {**profile.units, **missing}, "sources": sources})
+    return profile.model_copy(update={"units": units, "sources": {**template.sources, **profile.sources}})
 
 
 def check_calibrated(profile: Profile, unit_name: str) -> None:

@@ -120,6 +120,17 @@ def test_a_host_profile_built_before_the_litert_unit_gets_it_uncalibrated(empty_
         load_profile("host:xnnpack")
 
 
+def test_a_host_profile_built_before_host_runtime_existed_still_calibrates_in_onnxruntime(empty_cache):
+    from hw_profiles.host import calibration_start
+
+    _write_host_profile(units_dropped=("xnnpack",))
+    path = profile_path()
+    path.write_text(path.read_text().replace("    host_runtime: onnxruntime\n", ""))
+    assert load_profile_file(path).units["cpu"].host_runtime is None
+    start = calibration_start()
+    assert start.units["cpu"].host_runtime == "onnxruntime" and start.units["xnnpack"].host_runtime == "litert"
+
+
 def test_calibrating_the_litert_unit_needs_the_host_profile_first(empty_cache):
     result = run_cli("calibrate", "--hw", "host:xnnpack")
     assert result.returncode == 2 and "build it with `search calibrate --hw host`" in result.stderr
