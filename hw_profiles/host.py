@@ -218,7 +218,7 @@ def check_calibrated(profile: Profile, unit_name: str) -> None:
 
     unit = profile.units[unit_name]
     if not any(rate.source.startswith(CALIBRATION_PREFIX) for rate in unit.gmacs.values()):
-        cost = "about 10 minutes; needs the [litert] extra" if unit.host_runtime == "litert" else "a few minutes"
+        cost = "about 6 minutes; needs the [litert] extra" if unit.host_runtime == "litert" else "a few minutes"
         raise UserError(
             f"unit {unit_name} of the host profile is not calibrated on this machine: run "
             f"`search calibrate --hw {HOST}:{unit_name}` ({cost})"

@@ -16,10 +16,10 @@ if TYPE_CHECKING:
     from hw_profiles.schema import Profile, Unit
 
 COLUMNS = ("model", "precision", "unit", "threads", "input_size", "latency_ms")
-AS_GIVEN = "as-given"
+AS_GIVEN = "as-given"  # precision of a measured ONNX file: its layers' own, not converted (search.shortlist)
 # A LiteRT unit is also fitted on graphs at this input size, as small as the studies' images: at one size, per-op
 # and per-inference overheads are confounded with the per-pixel work every graph at that size shares.
-SMALL_INPUT = 32  # precision of a measured ONNX file: its layers' own, not converted (search.shortlist)
+SMALL_INPUT = 32
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,16 @@ def merge_duplicates(rows: list[Measurement]) -> list[Measurement]:
     ]
 
 
+def check_user_params(params: list[str]) -> None:
+    """Refuse ``--params`` naming a number calibration cannot fit, in one line."""
+    from evaluators.calibration import check_params
+
+    try:
+        check_params(params)
+    except ValueError as exc:
+        raise UserError(f"--params: {exc}") from None
+
+
 def check_determined(unit_name: str, params: list[str], rows: int) -> None:
     """Refuse a fit with as many unknowns as distinct rows: it would match them exactly and prove nothing."""
     if len(params) >= rows:
@@ -181,16 +191,13 @@ def calibrate_from_measurements(
     ``latency_scale`` multiplies every measured latency: rows of a sibling device with the same core at
     another clock (e.g. Pixel 6 rows for the Pixel 7's X1: 2.80 / 2.85).
     """
-    from evaluators.calibration import check_params, fit, with_spread
+    from evaluators.calibration import fit, with_spread
     from hw_profiles.writer import next_version, with_unit
 
     if latency_scale <= 0:
         raise UserError("--latency-scale must be positive")
     if params:
-        try:
-            check_params(params)
-        except ValueError as exc:
-            raise UserError(f"--params: {exc}") from None
+        check_user_params(params)
     rows = merge_duplicates([replace(r, latency_ms=r.latency_ms * latency_scale) for r in read_measurements(path, profile)])
     for unit_name in dict.fromkeys(r.unit for r in rows):
         count = sum(r.unit == unit_name for r in rows)
@@ -248,7 +255,6 @@ def calibrate_litert_unit(
     from importlib import metadata
     from itertools import chain
 
-    from evaluators.calibration import check_params
     from evaluators.host_calibration import WHOLE_GRAPH_PARAMS, calibrate_whole_graphs
     from hw_profiles.host import with_machine_caches
     from hw_profiles.writer import next_version, with_unit
@@ -266,10 +272,7 @@ def calibrate_litert_unit(
     computed = tuple(dict.fromkeys(unit.runs_as.get(p, p) for p in unit.precisions))  # FP16 runs as FP32: once
     plans = chain(micro_plans(seed, computed), *(found for found, _ in drawn))
     params = params or WHOLE_GRAPH_PARAMS
-    try:
-        check_params(params)
-    except ValueError as exc:
-        raise UserError(f"--params: {exc}") from None
+    check_user_params(params)
     graphs = len(MICRO_KERNELS) * len(computed) + per_model * len(architectures) * len(sizes)
     check_determined(f"{unit_name} (raise --per-model)", params, graphs)
     log(f"building and timing .tflite files of kernel micro-benchmarks and {', '.join(architectures)} in LiteRT")
