@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.run import RunConfig
+from search.config import RunConfig
 
 if TYPE_CHECKING:
     import optuna
@@ -53,7 +53,7 @@ def study_points(study: optuna.Study) -> list[Point | None]:
     interrupted by stopping the benchmark is left out: it was queued again and counted once, as the study does."""
     from optuna.trial import TrialState
 
-    from search.execution import INTERRUPTED
+    from search.study import INTERRUPTED
 
     out: list[Point | None] = []
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
@@ -83,7 +83,7 @@ def run_quietly(config: RunConfig, log: Path) -> None:
     """``search run`` as configured, its console output appended to ``log``; raises on a non-zero exit."""
     from rich.console import Console
 
-    from search.run import run_search
+    from search.driver.run import run_search
 
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as stream:

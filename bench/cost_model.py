@@ -39,23 +39,15 @@ from itertools import combinations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.published import ORDER_TOLERANCE, file_size_mismatch, spearman  # noqa: E402
+
 CHECKS = ROOT / "docs" / "validation" / "published_checks.csv"
 HOST_MODELS = ("mobilenetv2_100", "efficientnet_lite0", "resnet18")
 # Measured next to every candidate: its measured / predicted ratio tells how fast the (shared) machine is
 # running at that moment, so a slow spell shows in the output instead of passing for a model error.
 SPEED_REFERENCE = "mobilenetv2_100"
-# Two published latencies closer than this share are within measurement noise: the publication does not order them.
-ORDER_TOLERANCE = 0.05
-
-
-SIZE_TOLERANCE = 0.10
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    """Spearman rank correlation (no ties expected in latencies)."""
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a, b).statistic)
 
 
 def host_part(per_model: int, rounds: int, seed: int, input_size: int) -> None:
@@ -67,7 +59,7 @@ def host_part(per_model: int, rounds: int, seed: int, input_size: int) -> None:
     from evaluators.host_calibration import Candidate
     from evaluators.onnx_runtime import measure_latency, session
     from hw_profiles import load_profile
-    from search.candidates import as_candidate, random_plans
+    from search.calibration.candidates import as_candidate, random_plans
     from search.models import build_model
     from spaces.onnx_export import export_onnx
 
@@ -130,7 +122,7 @@ def energy_part(write_bands: bool = False) -> None:
     """
     from evaluators.estimate import estimate_model
     from hw_profiles import load_profile
-    from search.model_graphs import model_graph
+    from search.models import model_graph
 
     rows = list(csv.DictReader(ENERGY_CHECKS.open()))
     print(f"(d) energy vs published measurements ({ENERGY_CHECKS.relative_to(ROOT)}, {len(rows)} rows, never fitted)")
@@ -220,7 +212,7 @@ def models_part(models: list[str], precisions: list[str], rounds: int, input_siz
     from evaluators.onnx_runtime import measure_rounds
     from hw_profiles import load_profile
     from hw_profiles.host import describe
-    from search.model_graphs import input_dims, model_graph
+    from search.models import input_dims, model_graph
 
     profile, _, unit_name = load_profile("host")
     built = describe(profile.machine) if profile.machine else "unknown"
@@ -240,7 +232,7 @@ def models_part(models: list[str], precisions: list[str], rounds: int, input_siz
 def print_whole_models(rows: list[tuple[str, str, float, float]]) -> list[float]:
     """Print (model, precision, measured ms, predicted ms) rows and the summary of the architectures the host
     calibration never saw; returns the errors (%) of those it used (calibration data, not checks)."""
-    from search.candidates import CALIBRATION_MODELS
+    from search.calibration.candidates import CALIBRATION_MODELS
 
     print(f"{'model':24s} {'prec':5s} {'measured ms':>12s} {'predicted ms':>13s} {'error %':>8s}")
     checks: list[float] = []
@@ -265,8 +257,8 @@ def litert_part(models: list[str], precisions: list[str], rounds: int, input_siz
     from bench.common import host_line
     from evaluators.calibration import predict
     from hw_profiles import load_profile
-    from search.candidates import random_plans
-    from search.litert_samples import litert_samples
+    from search.calibration.candidates import random_plans
+    from search.calibration.litert_samples import litert_samples
     from search.models import build_model
 
     profile, unit, unit_name = load_profile("host:xnnpack")
@@ -290,29 +282,11 @@ def _summary(errors: list[float]) -> str:
     )
 
 
-def file_size_mismatch(row: dict[str, str], params: int) -> str:
-    """Why a row's published model file cannot be the architecture we predict, or '' (no stated size, or it fits).
-
-    A publication that states its model file's size (MB) fixes its parameter
-    count: size / bytes per weight. More than 10% away from our architecture's
-    parameters means the measured network is another one.
-    """
-    if not row.get("published_mb"):
-        return ""
-    from core.precisions import precision
-
-    ours_mb = params * precision(row["precision"]).weight_bytes / 1e6
-    stated = float(row["published_mb"])
-    if abs(stated / ours_mb - 1) <= SIZE_TOLERANCE:
-        return ""
-    return f"its file is {stated:g} MB, ours would be {ours_mb:.1f} MB ({params / 1e6:.1f} M weights)"
-
-
 def device_part() -> None:
     """Predict each published row with its device profile; print the table, the +-30% share and order checks."""
     from evaluators.estimate import estimate_model
     from hw_profiles import load_profile
-    from search.model_graphs import model_graph
+    from search.models import model_graph
 
     rows = list(csv.DictReader(CHECKS.open()))
     print(
@@ -371,7 +345,6 @@ def device_part() -> None:
 
 def main() -> int:
     """Run the parts asked for."""
-    sys.path.insert(0, str(ROOT))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("host", "devices", "models", "energy", "litert", "all"), default="all")
     parser.add_argument("--models", type=lambda s: s.split(","), default=list(WHOLE_MODELS), help="models: which")

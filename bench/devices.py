@@ -24,9 +24,8 @@ def main() -> None:
     """Run the study, rescore it per device, print and write the side-by-side fronts."""
     import optuna
 
-    from search.records import TrialRecord
-    from search.rescore import rescore
-    from search.study import open_storage
+    from search.analysis.rescore import rescore
+    from search.study import TrialRecord, open_storage
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problem", choices=sorted(PROBLEMS), default="default")
@@ -56,7 +55,7 @@ def main() -> None:
     for number in sorted(set().union(*fronts.values())):
         record = TrialRecord.of(trials[source.user_attrs["hw"]][number])
         row: dict[str, object] = {
-            "trial": f"{number} ({record.baseline})" if record.baseline else str(number),
+            "trial": f"{number} ({record.strategy})" if record.strategy else str(number),
             "precisions": record.precision_mix,
             "mean prune": f"{record.mean_prune:.2f}",
             "val top-1 %": f"{100 * record.metrics['val_top1']:.2f}",

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.cost_model import ORDER_TOLERANCE, file_size_mismatch, spearman  # noqa: E402
+from bench.published import ORDER_TOLERANCE, file_size_mismatch, spearman  # noqa: E402
 
 CALIBRATION = ROOT / "docs" / "calibration"
 CHECKS = ROOT / "docs" / "validation" / "published_checks.csv"
@@ -138,8 +138,8 @@ def holdout_unit(device: str, unit_name: str, rows: list[Row], protocol: str, gr
     from evaluators.calibration import Sample, at_priors, fit, predict
     from evaluators.estimate import graph_for_unit
     from hw_profiles import load_profile
-    from search.calibrate import Measurement, default_params, tie_unmeasured_precisions
-    from search.model_graphs import model_graph
+    from search.calibration.calibrate import Measurement, default_params, tie_unmeasured_precisions
+    from search.models import model_graph
 
     profile, shipped, _ = load_profile(f"{device}:{unit_name}")
     unit = at_priors(shipped)  # every fold starts from the data sheet, never from numbers fitted on its held-out rows
@@ -317,7 +317,7 @@ def refit_profiles(rows: list[Row]) -> None:
 
     from hw_profiles import PROFILE_DIR, load_profile_file
     from hw_profiles.writer import write_profile
-    from search.calibrate import COLUMNS, calibrate_from_measurements
+    from search.calibration.calibrate import COLUMNS, calibrate_from_measurements
 
     for device in sorted({r.device for r in rows}):
         path = PROFILE_DIR / f"{device}.yaml"
@@ -366,7 +366,7 @@ def main() -> int:
     from bench.common import markdown_table
     from evaluators.estimate import estimate_model
     from hw_profiles import load_profile
-    from search.model_graphs import model_graph
+    from search.models import model_graph
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", choices=("source", "family", "both"), default="both")

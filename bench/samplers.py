@@ -33,7 +33,7 @@ from bench.common import (
     run_quietly,
     study_points,
 )
-from search.run import RunConfig
+from search.config import RunConfig
 
 TARGET_SHARE = 0.95
 

@@ -18,14 +18,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import host_line, markdown_table, run_quietly
-from search.run import RunConfig
+from search.config import RunConfig
 
 
 def fastest_in_budget(study_name: str, storage: str, budget: float) -> dict[str, object]:
     """The fastest completed trial of the study within ``budget`` points of its uncompressed val top-1."""
     import optuna
 
-    from search.records import records, uncompressed
+    from search.study import records, uncompressed
 
     study = optuna.load_study(study_name=study_name, storage=storage)
     reference = uncompressed(study)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import UserError, unknown_name, yaml_where
+from core.errors import UserError, unknown_name
+from hw_profiles.files import load_profile_file
 
 if TYPE_CHECKING:
     from hw_profiles.schema import Profile, Unit
 
 PROFILE_DIR = Path(__file__).parent
+
+__all__ = ["PROFILE_DIR", "list_profiles", "load_profile", "load_profile_file"]
 
 
 def list_profiles() -> list[str]:
@@ -18,26 +21,6 @@ def list_profiles() -> list[str]:
     from hw_profiles.host import HOST
 
     return sorted([*(p.stem for p in PROFILE_DIR.glob("*.yaml")), HOST])
-
-
-def load_profile_file(path: str | Path) -> Profile:
-    """Read and validate one profile YAML (``yaml.safe_load``); a UserError names the first problem."""
-    import yaml
-    from pydantic import ValidationError
-
-    from hw_profiles.schema import Profile
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"profile '{path}' is not valid YAML{yaml_where(exc)}: fix the file") from None
-    try:
-        return Profile.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "top level"
-        raise UserError(f"profile '{path}': {loc}: {err['msg']}") from None
 
 
 def load_profile(spec: str) -> tuple[Profile, Unit, str]:

@@ -169,7 +169,7 @@ def load_host_profile() -> Profile:
     Raises:
         UserError: none was built on this machine (or the cached file describes another one): names the command.
     """
-    from hw_profiles import load_profile_file
+    from hw_profiles.files import load_profile_file
 
     machine = this_machine()
     path = profile_path(machine)
@@ -184,7 +184,7 @@ def load_host_profile() -> Profile:
 
 def calibration_start() -> Profile:
     """What ``search calibrate --hw host`` fits: this machine's host profile if it has one, else the template."""
-    from hw_profiles import load_profile_file
+    from hw_profiles.files import load_profile_file
 
     try:
         return with_template_units(load_host_profile())
@@ -196,7 +196,7 @@ def with_template_units(profile: Profile) -> Profile:
     """``profile`` brought up to the template's units (one built before a unit or a field existed): the units it
     lacks, which keep the template's estimates until calibrated here (:func:`check_calibrated`), and the runtime
     that measures each unit it has (``host_runtime``)."""
-    from hw_profiles import load_profile_file
+    from hw_profiles.files import load_profile_file
 
     template = load_profile_file(TEMPLATE)
     units = {

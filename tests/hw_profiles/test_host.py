@@ -138,12 +138,13 @@ def test_calibrating_the_litert_unit_needs_the_host_profile_first(empty_cache):
 
 
 def test_a_study_on_the_litert_unit_times_every_candidate_in_litert(empty_cache):
-    from search.run import RunConfig, resolve_inputs
+    from search.config import RunConfig
+    from search.driver.inputs import resolve_inputs
 
     _write_host_profile(calibrated=("xnnpack",))
     inputs = resolve_inputs(RunConfig(hw="host:xnnpack", run_dir=str(empty_cache.parent / "runs")))
-    assert inputs.config.litert_host and inputs.hw == "host:xnnpack"
-    assert not resolve_inputs(RunConfig(hw="pixel7", run_dir=str(empty_cache.parent / "runs"))).config.litert_host
+    assert inputs.litert_host and inputs.hw == "host:xnnpack"
+    assert not resolve_inputs(RunConfig(hw="pixel7", run_dir=str(empty_cache.parent / "runs"))).litert_host
 
 
 @pytest.mark.slow

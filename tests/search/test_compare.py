@@ -7,8 +7,8 @@ import optuna
 import pandas as pd
 import pytest
 
-from search.compare import BEST, BEST_SEARCHED, comparison_table, dominates
-from search.records import TrialRecord
+from search.driver.compare import BEST, BEST_SEARCHED, comparison_table, dominates
+from search.study.records import TrialRecord
 from tests.search.test_cli import run_cli
 
 DATA = ["--baseline-epochs", "2", "--calibration-size", "32", "--input-size", "16"]  # what sensitivity also takes

@@ -15,8 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.execution import INTERRUPTED
-from search.study import Budgets, objective_values, rerun_interrupted, set_constraints
+from search.study import INTERRUPTED, Budgets, objective_values, rerun_interrupted, set_constraints
 from spaces.plan import CompressionPlan, LayerPlan, Recipe
 from spaces.space import PRECISION_PREFIX, PRUNE_PREFIX
 from tests.search.test_report import FRONT, LAYERS, STUDY_ATTRS, TRIALS, _attrs, _failed, _new_study
@@ -43,7 +42,7 @@ def _suggest(trial: optuna.Trial) -> CompressionPlan:
 @pytest.fixture(scope="module")
 def study_url(tmp_path_factory) -> str:
     """test_report's study, from its helpers as its ``storage`` fixture builds it (once per module: the requests only
-    read it), plus a trial interrupted (its driver stopped) and its rerun, recorded as ``search.execution`` does."""
+    read it), plus a trial interrupted (its driver stopped) and its rerun, recorded as ``search.driver.loop`` does."""
     storage, study = _new_study(tmp_path_factory.mktemp("dashboard") / "studies.db")
     for row in TRIALS:
         study.add_trial(optuna.trial.create_trial(values=[row[1], row[2]], user_attrs=_attrs(*row)))

@@ -312,7 +312,7 @@ def test_several_devices_give_one_front_each_from_one_search(run_dir):
     from hw_profiles import load_profile
 
     stdout = (run_dir / "stdout.txt").read_text()
-    assert "rescored onto rpi4:cpu" in stdout and "predicted on rpi4:cpu" in stdout
+    assert "onto rpi4:cpu in" in stdout and "predicted on rpi4:cpu" in stdout
     source = _study(run_dir)
     other = optuna.load_study(study_name=f"{STUDY}@rpi4-cpu", storage=f"sqlite:///{run_dir / 'studies.db'}")
     assert other.user_attrs["hw"] == "rpi4:cpu" and other.user_attrs["rescored_from"] == STUDY

@@ -109,7 +109,7 @@ def test_calibrate_recovers_a_known_profile_from_measurements(tmp_path):
     from evaluators.estimate import cost_model
     from evaluators.graph import read_graph
     from hw_profiles import load_profile
-    from search.model_graphs import model_graph
+    from search.models import model_graph
 
     profile, unit, _ = load_profile("pixel7")
     truth = profile.model_copy(

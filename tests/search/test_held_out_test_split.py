@@ -8,11 +8,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search.analysis.rescore import Repriced, score_untested_front
 from search.data import DataSpec
-from search.execution import TrialLoop
-from search.rescore import Repriced, score_untested_front
+from search.driver.loop import TrialLoop
 from search.study import Budgets
-from search.trial import TrialOutcome
+from search.worker import TrialOutcome
 
 MAX, MIN = optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE
 

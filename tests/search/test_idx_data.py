@@ -11,7 +11,7 @@ import pytest
 
 from core.errors import UserError
 from search.data import load_splits, parse_data
-from search.idx_data import FASHION_MNIST_DIR, read_idx
+from search.data.idx import FASHION_MNIST_DIR, read_idx
 
 
 def write_idx(path: Path, array: np.ndarray, gzipped: bool = False) -> None:

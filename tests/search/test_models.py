@@ -58,7 +58,7 @@ def test_checkpoint_loading(tmp_path):
 def test_counts_at_224_match_the_published_figures(name, params_m, gmacs):
     """Parameters and multiply-accumulates of the seed study's models, built with random weights, within 5%."""
     from evaluators.graph import read_graph
-    from search.model_graphs import model_graph
+    from search.models import model_graph
 
     graph = read_graph(model_graph(name, None, 224))
     assert graph.params / 1e6 == pytest.approx(params_m, rel=0.05)

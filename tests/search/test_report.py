@@ -114,8 +114,8 @@ def test_cli_writes_one_self_contained_page_atomically(storage, tmp_path):
 
 
 def test_reference_point_is_beyond_the_worst_trial(storage):
-    from search.html_report import reference_point
-    from search.inspect_study import load_existing_study, open_existing_storage
+    from search.analysis.report import reference_point
+    from search.study import load_existing_study, open_existing_storage
 
     study = load_existing_study(open_existing_storage(storage), "s1")
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hw_profiles import load_profile
-from search.records import TrialRecord
-from search.rescore import rescored_name, unrunnable
+from search.analysis.rescore import rescored_name, unrunnable
+from search.study.records import TrialRecord
 
 
 def test_a_graph_elsewhere_or_a_missing_precision_cannot_be_repriced(tmp_path):

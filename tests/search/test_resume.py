@@ -62,7 +62,7 @@ def trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
 def busy_ray_worker(session: int) -> int | None:
     """A Ray worker of ``session`` that is evaluating a trial right now."""
     out = subprocess.run(
-        ["pgrep", "-s", str(session), "-f", "^ray::_remote_evaluate"], capture_output=True, text=True, check=False
+        ["pgrep", "-s", str(session), "-f", "^ray::remote_evaluate"], capture_output=True, text=True, check=False
     )
     pids = [int(p) for p in out.stdout.split()]
     return pids[0] if pids else None

@@ -11,8 +11,8 @@ import optuna
 import pytest
 
 from hw_profiles.schema import Band
-from search.records import TrialRecord
-from search.shortlist import pick
+from search.calibration.shortlist import pick
+from search.study.records import TrialRecord
 from tests.search.test_cli import run_cli
 from tests.search.test_end_to_end import FAST
 

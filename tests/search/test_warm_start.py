@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from search.run import RunConfig, strategy_names
+from search.config import RunConfig
+from search.driver.setup import strategy_names
 from spaces.strategies import STRATEGIES, default_strategies
 from tests.spaces.test_strategies import _space
 

@@ -1,0 +1,259 @@
+"""Run trials as Ray tasks: the driver asks Optuna, Ray evaluates, the driver tells Optuna."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search.study import (
+    Budgets,
+    constraint_values,
+    dominates,
+    fail_silent_trials,
+    finished_trials,
+    grace_period,
+    objective_values,
+    rerun_interrupted,
+    set_constraints,
+)
+from search.study.records import (
+    INTERRUPTED,
+    STRATEGY,
+    TEST_ERROR,
+    recipe_changes,
+    store_failure,
+    store_plan,
+    store_result,
+    store_worker,
+)
+from search.worker import TrialJob, TrialOutcome, remote_evaluate, remote_test
+
+if TYPE_CHECKING:
+    import optuna
+
+    from spaces.space import SearchSpace
+
+
+
+@dataclass
+class InFlight:
+    """A trial the driver waits for: its job, and its evaluated outcome while its test split is being scored."""
+
+    trial: optuna.Trial
+    job: TrialJob
+    outcome: TrialOutcome | None = None
+
+
+class Heartbeats:
+    """Records a heartbeat for every trial in flight every ``interval`` seconds, from a background thread.
+
+    A thread, so that a slow step of the driver loop (a large result, a slow
+    database) never makes its own trials look abandoned.
+    """
+
+    def __init__(self, storage: Any, interval: float) -> None:
+        self._storage, self._interval = storage, interval
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat_all, name="trial-heartbeats", daemon=True)
+        self._thread.start()
+
+    def add(self, trial_id: int) -> None:
+        """Beat for ``trial_id`` now and from now on."""
+        self._storage.record_heartbeat(trial_id)
+        with self._lock:
+            self._ids.add(trial_id)
+
+    def remove(self, trial_id: int) -> None:
+        """Stop beating for ``trial_id``."""
+        with self._lock:
+            self._ids.discard(trial_id)
+
+    def stop(self) -> None:
+        """End the thread."""
+        self._stop.set()
+        self._thread.join(timeout=self._interval + 5)
+
+    def _beat_all(self) -> None:
+        while not self._stop.wait(self._interval):
+            with self._lock:
+                ids = list(self._ids)
+            for trial_id in ids:
+                with contextlib.suppress(Exception):  # a database hiccup: the next beat tries again
+                    self._storage.record_heartbeat(trial_id)
+
+
+@dataclass
+class TrialLoop:
+    """Keeps ``workers`` trials in flight until the study has ``target`` finished trials.
+
+    The test split is held out from the search: a trial is scored on it only if it could be on the final
+    front (feasible and dominated by no finished trial when its validation result arrives: a point dominated
+    then stays dominated), if it is a fixed recipe, or for every trial with ``test_every_trial``. That
+    scoring is a second task on a worker; the trial is told to Optuna once both are done.
+
+    Several drivers (machines) may run loops on one study: each asks Optuna for
+    its own trials and counts the others' running ones towards the target. Every
+    trial in flight carries a heartbeat; trials of a driver that was killed are
+    failed once their heartbeat is stale and queued again with the same parameters
+    (:func:`search.study.rerun_interrupted`); interrupted and rerun trials do not
+    count towards the target.
+    """
+
+    study: optuna.Study
+    space: SearchSpace
+    make_job: Callable[[dict[str, Any], bool], TrialJob]
+    state: dict
+    objectives: list[str]
+    budgets: Budgets
+    artifacts: Path
+    workers: int
+    heartbeat_s: int
+    test_every_trial: bool = False
+
+    def run(self, target: int, on_update: Callable[[], None]) -> None:
+        """Run trials until ``target`` are finished (complete or failed); ``on_update`` after each one."""
+        import ray
+        from optuna.storages import fail_stale_trials
+
+        remote = ray.remote(num_cpus=1, max_retries=0)(remote_evaluate)
+        self._remote_test = ray.remote(num_cpus=1, max_retries=0)(remote_test)
+        state_ref = ray.put(self.state)
+        pending: dict[Any, InFlight] = {}
+        driver = f"{socket.gethostname()} pid {os.getpid()}"
+        beats = Heartbeats(self.study._storage, self.heartbeat_s)  # type: ignore[attr-defined]
+        try:
+            while True:
+                fail_stale_trials(self.study)
+                fail_silent_trials(self.study, grace_period(self.heartbeat_s))
+                while len(pending) < self.workers and self.finished() + self._running_elsewhere(pending) + len(pending) < target:
+                    trial = self.study.ask()
+                    try:
+                        beats.add(trial._trial_id)
+                        plan = self.space.suggest(trial)
+                        plan = replace(plan, recipe=replace(plan.recipe, **recipe_changes(trial)))
+                        store_plan(trial, plan.to_dict(), driver)
+                        job = self.make_job(plan.to_dict(), self.test_every_trial or bool(trial.user_attrs.get(STRATEGY)))
+                        pending[remote.remote(job, state_ref)] = InFlight(trial, job)
+                    except BaseException:
+                        self._fail_and_rerun(trial, INTERRUPTED)
+                        raise
+                if not pending:
+                    if self.finished() >= target:
+                        return
+                    time.sleep(self.heartbeat_s)  # other drivers' trials: running, or stale until their grace period ends
+                    continue
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=self.heartbeat_s)
+                for ref in done:
+                    flight = pending.pop(ref)
+                    try:
+                        follow = self._finish(flight, ref)
+                    except BaseException:
+                        beats.remove(flight.trial._trial_id)
+                        self._fail_and_rerun(flight.trial, INTERRUPTED)
+                        raise
+                    if follow is not None:  # its test split is being scored: still in flight
+                        pending[follow[0]] = follow[1]
+                        continue
+                    beats.remove(flight.trial._trial_id)
+                    on_update()
+        except BaseException:
+            for ref, flight in pending.items():
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+                self._fail_and_rerun(flight.trial, INTERRUPTED)
+            raise
+        finally:
+            beats.stop()
+
+    def finished(self) -> int:
+        """Trials that completed or failed, not counting interrupted ones that were queued to run again."""
+        return finished_trials(self.study)
+
+    def _running_elsewhere(self, pending: dict[Any, InFlight]) -> int:
+        from optuna.trial import TrialState
+
+        mine = {flight.trial.number for flight in pending.values()}
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return sum(t.number not in mine for t in running)
+
+    def _finish(self, flight: InFlight, ref: Any) -> tuple[Any, InFlight] | None:
+        """Record a trial's outcome, or start scoring its test split first (returned: the task and the trial in
+        flight); nothing if a stale check failed the trial meanwhile (then it was queued again)."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        if not self._running(flight.trial):
+            return None
+        outcome = self._result(ref)
+        if flight.outcome is not None:
+            outcome = flight.outcome.with_test(outcome)
+        elif self._may_join_front(outcome):
+            return self._remote_test.remote(flight.job, outcome.onnx_bytes), replace(flight, outcome=outcome)
+        with contextlib.suppress(UpdateFinishedTrialError):
+            self._record(flight.trial, outcome)
+        return None
+
+    @staticmethod
+    def _result(ref: Any) -> TrialOutcome:
+        import ray
+
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            return TrialOutcome(error=f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300])
+
+    def _may_join_front(self, outcome: TrialOutcome) -> bool:
+        """Whether an evaluated candidate without test metrics could be on the final front: it met every budget and
+        no finished trial dominates it."""
+        if outcome.error or "test_top1" in outcome.metrics:
+            return False
+        if any(v > 0 for v in constraint_values(outcome.metrics, self.budgets).values()):
+            return False
+        values = objective_values(self.objectives, outcome.metrics)
+        directions = self.study.directions
+        return not any(dominates(t.values, values, directions) for t in self.study.best_trials)
+
+    def _record(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+        from optuna.trial import TrialState
+
+        if outcome.worker:
+            store_worker(trial, outcome.worker)
+        if outcome.error:
+            store_failure(trial, outcome.error)
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            return
+        path = (self.artifacts / f"{trial.number:05d}.onnx").resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(outcome.onnx_bytes)
+        store_result(trial, outcome.metrics, outcome.precisions, str(path))
+        if outcome.test_error:
+            trial.set_user_attr(TEST_ERROR, outcome.test_error)
+        set_constraints(trial, outcome.metrics, self.budgets)
+        self.study.tell(trial, objective_values(self.objectives, outcome.metrics), skip_if_finished=True)
+
+    def _running(self, trial: optuna.Trial) -> bool:
+        from optuna.trial import TrialState
+
+        return self.study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING  # type: ignore[attr-defined]
+
+    def _fail_and_rerun(self, trial: optuna.Trial, reason: str) -> None:
+        """Fail a trial this driver stopped with ``reason`` and queue it to run again (unless it is finished already)."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        try:
+            if not self._running(trial):
+                return
+            store_failure(trial, reason)
+            rerun_interrupted(self.study, self.study.tell(trial, state=TrialState.FAIL))
+        except (UpdateFinishedTrialError, ValueError):  # ValueError: tell() of a trial finished meanwhile
+            pass  # another driver's stale check failed it in between, and queued it again
