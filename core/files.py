@@ -30,3 +30,12 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_text_files(files: dict[Path, str]) -> list[Path]:
+    """Write each text file (UTF-8) through :func:`atomic_target`: a reader sees each one old or new, never half
+    written. Returns the paths in order."""
+    for path, text in files.items():
+        with atomic_target(path) as temporary:
+            temporary.write_text(text, encoding="utf-8")
+    return list(files)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,15 @@ def safe_name(name: str) -> str:
 
 
 def study_folder(run_dir: Path, study_name: str) -> Path:
-    """The folder of a study's files (trial graphs, front, sensitivity) in the run folder."""
-    return run_dir / safe_name(study_name)
+    """The folder of a study's files (trial graphs, front, sensitivity) in the run folder: its name where that is a
+    plain folder name, else the name made safe plus a hash of the exact name, so two studies never share a folder
+    (``a b`` and ``a_b``) and no name (``..``, ``a/../b``) leads outside the run folder."""
+    import hashlib
+
+    safe = safe_name(study_name)
+    if safe != study_name or safe.strip(".") == "":
+        safe = f"{safe.strip('.') or 'study'}-{hashlib.sha256(study_name.encode()).hexdigest()[:10]}"
+    return run_dir / safe
 
 
 def check_one_device(config: RunConfig, command: str) -> None:
@@ -87,5 +95,21 @@ def check_numbers(config: RunConfig) -> None:
         raise UserError("need 0 < --prune-step <= --max-prune < 1")
     check_at_least("--input-size", config.input_size, 8)
     check_at_least("--heartbeat", config.heartbeat, 1, "second")
+    check_at_least("--round-to", config.round_to, 1, "channel")
+    check_at_least("--calibration-size", config.calibration_size, 1, "image")
+    check_at_least("--population", config.population, 2)  # NSGA-II breeds pairs
+    check_at_least("--seed", config.seed, 0)
+    check_at_least("--sampler-seed", config.sampler_seed, 0)
+    check_at_least("--finetune-epochs", config.finetune_epochs, 0)
+    check_at_least("--baseline-epochs", config.baseline_epochs, 0)
+    check_at_least("--train-size", config.train_size, 1, "image")
+    for option, value in (
+        ("--max-accuracy-drop", config.max_accuracy_drop),
+        ("--latency-budget-ms", config.latency_budget_ms),
+        ("--memory-budget-kb", config.memory_budget_kb),
+        ("--finetune-lr", config.finetune_lr),
+    ):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise UserError(f"{option} must be a finite number at least 0 (got {value})")
     if config.warm_start not in WARM_STARTS:
         raise UserError(f"--warm-start '{config.warm_start}' is not one of {', '.join(WARM_STARTS)}")

@@ -11,6 +11,7 @@ front without a test score are scored here, on the study's data.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,16 +153,34 @@ def score_untested_front(rows: list[Repriced], directions: list[Any], data_spec:
     return "; ".join(failed)
 
 
+def check_replaceable(existing: optuna.Study, source: optuna.Study, replace: bool) -> None:
+    """Refuse to write over ``existing`` unless asked to (``replace``) and it is a rescore of ``source``."""
+    name = existing.study_name
+    if name == source.study_name:
+        raise UserError(f"study '{name}' is the study being rescored: pass another --study-name")
+    if not replace:
+        raise UserError(f"study '{name}' exists: pass --replace to write it again, or another --study-name")
+    made_from = StudyInfo.of(existing).rescored_from
+    if made_from != source.study_name:
+        what = f"a rescore of '{made_from}'" if made_from else "not made by `search rescore`"
+        raise UserError(f"study '{name}' is {what}: --replace only replaces a rescore of '{source.study_name}'; "
+                        "pass another --study-name")
+
+
 def rescore(source: optuna.Study, storage: Any, hw: str, name: str | None = None, replace: bool = False) -> Rescored:
     """Write ``source`` re-priced on ``hw`` as a new study (``name``, default ``SOURCE@PROFILE-UNIT``).
 
+    With ``replace``, an existing study of that name is replaced only if ``search rescore`` made it from
+    ``source``; the new study is built under a temporary name and swapped in (the old or the new, never neither).
+
     Raises:
-        UserError: the target study exists (and ``replace`` is False), or ``hw`` is not a profile.
+        UserError: the target study exists (and ``replace`` is False, or it is not a rescore of ``source``), or
+            ``hw`` is not a profile.
     """
     import optuna
 
     from hw_profiles import load_profile
-    from search.study import create_study, find_study
+    from search.study import create_study, find_study, swap_study
 
     started = time.perf_counter()
     profile, _, unit_name = load_profile(hw)
@@ -169,17 +188,17 @@ def rescore(source: optuna.Study, storage: Any, hw: str, name: str | None = None
     name = name or rescored_name(source.study_name, label)
     info = StudyInfo.of(source)
     objectives = list(info.objectives or ("accuracy", "latency"))
-    exists = find_study(storage, name) is not None
-    if exists and not replace:
-        raise UserError(f"study '{name}' exists: pass --replace to write it again, or another --study-name")
+    existing = find_study(storage, name)
+    if existing is not None:
+        check_replaceable(existing, source, replace)
     rows, cannot = repriced_trials(source, profile, unit_name, objectives)  # before the study exists: nothing half-written
     directions = [optuna.study.StudyDirection[objective(o).direction.upper()] for o in objectives]
     untested = score_untested_front(rows, directions, info.data_spec)
     trials = [row.frozen() for row in rows]
-    if exists:
-        optuna.delete_study(study_name=name, storage=storage)
     info = info.with_(hw=label, objectives=tuple(objectives), profile_version=profile.version, rescored_from=source.study_name)
-    study = create_study(storage, name, optuna.samplers.RandomSampler(), info)
+    building = f"{name}.rescoring-{os.getpid()}"  # a kill while it is built leaves the old study whole
+    study = create_study(storage, building, optuna.samplers.RandomSampler(), info)
     study.add_trials(trials)
+    study = swap_study(storage, study, name)
     repriced_count = sum(t.state.name == "COMPLETE" for t in trials)
     return Rescored(study, repriced_count, cannot, time.perf_counter() - started, untested)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
 from search.config import RunConfig, safe_name
+from search.study import StudyInfo
 from search.study.records import UNCOMPRESSED, TrialRecord, records, uncompressed
 
 if TYPE_CHECKING:
@@ -112,9 +113,6 @@ def run_compare(config: CompareConfig, console: Console) -> int:
     return 0
 
 
-WALL, DRIVER_PEAK = "compare_wall_s", "compare_driver_peak_mb"
-
-
 def reset_peak_rss() -> None:
     """Start this process's peak-RSS count afresh (Linux: ``/proc/self/clear_refs``); elsewhere a no-op."""
     with contextlib.suppress(OSError):
@@ -132,10 +130,10 @@ def peak_rss_mb() -> float:
 def model_run(model: str, study: optuna.Study, wall_s: float) -> ModelRun:
     """What ``model``'s study cost over every invocation (wall time adds up, stored in the study) and the peak memory
     of the driver and of its Ray workers."""
-    total = study.user_attrs.get(WALL, 0.0) + wall_s
-    driver = max(study.user_attrs.get(DRIVER_PEAK, 0.0), peak_rss_mb())
-    study.set_user_attr(WALL, total)
-    study.set_user_attr(DRIVER_PEAK, driver)
+    info = StudyInfo.of(study)
+    total = (info.compare_wall_s or 0.0) + wall_s
+    driver = max(info.compare_driver_peak_mb or 0.0, peak_rss_mb())
+    info.with_(compare_wall_s=total, compare_driver_peak_mb=driver).write(study)
     finished = [r for r in records(study) if r.state in ("COMPLETE", "FAIL")]
     worker_peaks = [r.metrics["worker_peak_rss_mb"] for r in finished if "worker_peak_rss_mb" in r.metrics]
     return ModelRun(model, study.study_name, total, len(finished), driver, max(worker_peaks) if worker_peaks else None)
@@ -143,9 +141,12 @@ def model_run(model: str, study: optuna.Study, wall_s: float) -> ModelRun:
 
 def dominates(a: TrialRecord, b: TrialRecord, accuracy: str) -> bool:
     """``a`` is at least as accurate (metric ``accuracy``) and at least as fast (predicted) as ``b``, and better in one."""
-    acc_a, acc_b = a.metrics[accuracy], b.metrics[accuracy]
-    lat_a, lat_b = a.metrics["latency_ms"], b.metrics["latency_ms"]
-    return acc_a >= acc_b and lat_a <= lat_b and (acc_a > acc_b or lat_a < lat_b)
+    from optuna.study import StudyDirection
+
+    from search.study import dominates as dominates_values
+
+    values = [[r.metrics[accuracy], r.metrics["latency_ms"]] for r in (a, b)]
+    return dominates_values(values[0], values[1], [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE])
 
 
 def fastest(trials: list[TrialRecord]) -> TrialRecord | None:
@@ -247,19 +248,16 @@ def write_outputs(
     total_s: float,
 ) -> list[Path]:
     """compare-HW.csv, compare-HW.md and compare-HW.html (the plot) in ``out``, each written atomically."""
-    from core.files import atomic_target
+    from core.files import write_text_files
 
     stem = out / f"compare-{safe_name(hw.replace(':', '-'))}"
-    paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".html")]
-    contents = [
-        table.to_csv(index=False, float_format="%.4g"),
-        markdown(table, runs, hw, config, total_s),
-        plot_page(table, studies, hw),
-    ]
-    for path, text in zip(paths, contents, strict=True):
-        with atomic_target(path) as temporary:
-            temporary.write_text(text, encoding="utf-8")
-    return paths
+    return write_text_files(
+        {
+            stem.with_suffix(".csv"): table.to_csv(index=False, float_format="%.4g"),
+            stem.with_suffix(".md"): markdown(table, runs, hw, config, total_s),
+            stem.with_suffix(".html"): plot_page(table, studies, hw),
+        }
+    )
 
 
 SHOWN = {

@@ -124,28 +124,18 @@ class TrialLoop:
         import ray
         from optuna.storages import fail_stale_trials
 
-        remote = ray.remote(num_cpus=1, max_retries=0)(remote_evaluate)
+        self._remote_evaluate = ray.remote(num_cpus=1, max_retries=0)(remote_evaluate)
         self._remote_test = ray.remote(num_cpus=1, max_retries=0)(remote_test)
-        state_ref = ray.put(self.state)
+        self._state_ref = ray.put(self.state)
         pending: dict[Any, InFlight] = {}
-        driver = f"{socket.gethostname()} pid {os.getpid()}"
         beats = Heartbeats(self.study._storage, self.heartbeat_s)  # type: ignore[attr-defined]
         try:
             while True:
                 fail_stale_trials(self.study)
                 fail_silent_trials(self.study, grace_period(self.heartbeat_s))
                 while len(pending) < self.workers and self.finished() + self._running_elsewhere(pending) + len(pending) < target:
-                    trial = self.study.ask()
-                    try:
-                        beats.add(trial._trial_id)
-                        plan = self.space.suggest(trial)
-                        plan = replace(plan, recipe=replace(plan.recipe, **recipe_changes(trial)))
-                        store_plan(trial, plan.to_dict(), driver)
-                        job = self.make_job(plan.to_dict(), self.test_every_trial or bool(trial.user_attrs.get(STRATEGY)))
-                        pending[remote.remote(job, state_ref)] = InFlight(trial, job)
-                    except BaseException:
-                        self._fail_and_rerun(trial, INTERRUPTED)
-                        raise
+                    ref, flight = self._start(beats)
+                    pending[ref] = flight
                 if not pending:
                     if self.finished() >= target:
                         return
@@ -153,18 +143,7 @@ class TrialLoop:
                     continue
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=self.heartbeat_s)
                 for ref in done:
-                    flight = pending.pop(ref)
-                    try:
-                        follow = self._finish(flight, ref)
-                    except BaseException:
-                        beats.remove(flight.trial._trial_id)
-                        self._fail_and_rerun(flight.trial, INTERRUPTED)
-                        raise
-                    if follow is not None:  # its test split is being scored: still in flight
-                        pending[follow[0]] = follow[1]
-                        continue
-                    beats.remove(flight.trial._trial_id)
-                    on_update()
+                    self._collect(pending, ref, beats, on_update)
         except BaseException:
             for ref, flight in pending.items():
                 with contextlib.suppress(Exception):
@@ -173,6 +152,35 @@ class TrialLoop:
             raise
         finally:
             beats.stop()
+
+    def _start(self, beats: Heartbeats) -> tuple[Any, InFlight]:
+        """Ask Optuna for a trial, record its plan and start its Ray task (the task and the trial in flight)."""
+        trial = self.study.ask()
+        try:
+            beats.add(trial._trial_id)
+            plan = self.space.suggest(trial)
+            plan = replace(plan, recipe=replace(plan.recipe, **recipe_changes(trial)))
+            store_plan(trial, plan.to_dict(), f"{socket.gethostname()} pid {os.getpid()}")
+            job = self.make_job(plan.to_dict(), self.test_every_trial or bool(trial.user_attrs.get(STRATEGY)))
+            return self._remote_evaluate.remote(job, self._state_ref), InFlight(trial, job)
+        except BaseException:
+            self._fail_and_rerun(trial, INTERRUPTED)
+            raise
+
+    def _collect(self, pending: dict[Any, InFlight], ref: Any, beats: Heartbeats, on_update: Callable[[], None]) -> None:
+        """Take a finished task out of ``pending``: record its trial, or put its test-split task in its place."""
+        flight = pending.pop(ref)
+        try:
+            follow = self._finish(flight, ref)
+        except BaseException:
+            beats.remove(flight.trial._trial_id)
+            self._fail_and_rerun(flight.trial, INTERRUPTED)
+            raise
+        if follow is not None:  # its test split is being scored: still in flight
+            pending[follow[0]] = follow[1]
+            return
+        beats.remove(flight.trial._trial_id)
+        on_update()
 
     def finished(self) -> int:
         """Trials that completed or failed, not counting interrupted ones that were queued to run again."""

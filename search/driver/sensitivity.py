@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
 from core.precisions import PRECISIONS, by_precision
+from search.config import study_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,7 +111,7 @@ def sensitivity(
     """Rows of the requested changes, measured now or read from the study folder's cache (then extended)."""
     from core.files import atomic_target
 
-    path: Path = inputs.run_dir / _folder(inputs) / CACHE_FILE
+    path: Path = study_folder(inputs.run_dir, inputs.study_name) / CACHE_FILE
     key = cache_key(inputs, prepared)
     cached: list[dict[str, Any]] = []
     if path.is_file():
@@ -136,12 +137,6 @@ def int8_sensitivity(inputs: Inputs, prepared: Prepared, console: Console) -> di
     return {row["layer"]: row["change_pts"] for row in rows}
 
 
-def _folder(inputs: Inputs) -> str:
-    from search.config import safe_name
-
-    return safe_name(inputs.study_name)
-
-
 def run_sensitivity(config: RunConfig, changes: list[str] | None, prune_ratio: float, out: str | None, console: Console) -> int:
     """`search sensitivity`: measure (or read cached) per-layer sensitivity; print it, write CSV and a plot."""
     from search.config import check_one_device
@@ -159,7 +154,7 @@ def run_sensitivity(config: RunConfig, changes: list[str] | None, prune_ratio: f
     prepared = prepare(inputs, console)
     wanted = changes or [*lower, PRUNE]
     rows = sensitivity(inputs, prepared, wanted, prune_ratio, console)
-    folder = Path(out) if out else inputs.run_dir / _folder(inputs)
+    folder = Path(out) if out else study_folder(inputs.run_dir, inputs.study_name)
     written = write_sensitivity(rows, folder, f"{config.model} on {inputs.data.label}, {inputs.hw}")
     print_sensitivity(console, rows, prepared.reference["val_top1"])
     console.print(f"wrote {', '.join(str(p) for p in written)}")
@@ -182,7 +177,7 @@ def write_sensitivity(rows: list[dict[str, Any]], folder: Path, title: str) -> l
     import plotly.graph_objects as go
     from plotly.io import to_html
 
-    from core.files import atomic_target
+    from core.files import write_text_files
 
     wide = table(rows)
     fig = go.Figure()
@@ -196,12 +191,12 @@ def write_sensitivity(rows: list[dict[str, Any]], folder: Path, title: str) -> l
         height=600,
     )
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / "sensitivity.csv", folder / "sensitivity.html"]
-    contents = [pd.DataFrame(rows).to_csv(index=False, float_format="%.4g"), to_html(fig, include_plotlyjs=True)]
-    for path, text in zip(paths, contents, strict=True):
-        with atomic_target(path) as temporary:
-            temporary.write_text(text, encoding="utf-8")
-    return paths
+    return write_text_files(
+        {
+            folder / "sensitivity.csv": pd.DataFrame(rows).to_csv(index=False, float_format="%.4g"),
+            folder / "sensitivity.html": to_html(fig, include_plotlyjs=True),
+        }
+    )
 
 
 def print_sensitivity(console: Console, rows: list[dict[str, Any]], reference_top1: float) -> None:

@@ -17,6 +17,7 @@ from search.study.storage import (
     open_existing_storage,
     open_storage,
     redact,
+    swap_study,
 )
 
 __all__ = [
@@ -51,5 +52,6 @@ __all__ = [
     "rerun_of",
     "set_constraints",
     "state_counts",
+    "swap_study",
     "uncompressed",
 ]

@@ -39,6 +39,8 @@ class StudyInfo:
         reference_test_top1: Its test top-1.
         data_spec: The ``DataSpec`` (as a dict) trials were scored on, to score a test split later.
         rescored_from: The study this one re-prices (``search rescore``), if any.
+        compare_wall_s: Seconds `search compare` spent on this study, over every invocation.
+        compare_driver_peak_mb: Peak memory of `search compare`'s driver while it ran this study.
     """
 
     model: str = ""
@@ -59,6 +61,8 @@ class StudyInfo:
     reference_test_top1: float | None = None
     data_spec: dict[str, Any] | None = None
     rescored_from: str | None = None
+    compare_wall_s: float | None = None
+    compare_driver_peak_mb: float | None = None
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> StudyInfo:

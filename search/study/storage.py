@@ -131,3 +131,30 @@ def load_existing_study(storage: optuna.storages.BaseStorage, name: str) -> optu
         names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
         raise UserError(f"no study '{name}' in this storage; its studies: {', '.join(names) or 'none'} (see `search studies`)")
     return study
+
+
+def swap_study(storage: optuna.storages.BaseStorage, built: optuna.Study, name: str) -> optuna.Study:
+    """Give study ``built`` the name ``name``, deleting the study of that name (if any) in the same database
+    transaction: a reader, or a kill at any moment, sees the old study or the new one, never neither.
+
+    Optuna has no rename; this writes its RDB tables (``studies.study_name``) through its own session.
+    """
+    import optuna
+    from optuna.storages._rdb import models
+
+    backend: Any = getattr(storage, "_backend", storage)  # the RDBStorage under Optuna's in-process cache
+    session = backend.scoped_session()
+    try:
+        old = models.StudyModel.find_by_name(name, session)
+        if old is not None:
+            session.delete(old)
+            session.flush()  # the old name is free before the new study takes it
+        new = models.StudyModel.find_or_raise_by_id(built._study_id, session)
+        new.study_name = name
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    return optuna.load_study(study_name=name, storage=storage)

@@ -21,3 +21,31 @@ def test_a_graph_elsewhere_or_a_missing_precision_cannot_be_repriced(tmp_path):
 
 def test_the_rescored_study_is_named_after_source_and_device():
     assert rescored_name("small_cnn-digits-pixel7-cpu", "rpi4:cpu") == "small_cnn-digits-pixel7-cpu@rpi4-cpu"
+
+
+def test_replace_only_swaps_in_a_rescore_of_the_same_source(tmp_path):
+    import optuna
+    import pytest
+
+    from core.errors import UserError
+    from search.analysis.rescore import rescore
+    from search.study import StudyInfo, create_study, open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    info = StudyInfo(model="small_cnn", data="digits", hw="pixel7:cpu", objectives=("accuracy", "latency"))
+    source = create_study(storage, "src", optuna.samplers.RandomSampler(), info)
+    other = create_study(storage, "other", optuna.samplers.RandomSampler(), info)
+    first = rescore(source, storage, "rpi4").study
+    assert StudyInfo.of(first).rescored_from == "src" and StudyInfo.of(first).hw == "rpi4:cpu"
+    with pytest.raises(UserError, match="exists: pass --replace"):
+        rescore(source, storage, "rpi4")
+    again = rescore(source, storage, "rpi4", replace=True).study
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
+    assert names == ["other", "src", "src@rpi4-cpu"] and again._study_id != first._study_id
+    with pytest.raises(UserError, match="not made by `search rescore`"):
+        rescore(source, storage, "rpi4", "other", replace=True)
+    with pytest.raises(UserError, match="is the study being rescored"):
+        rescore(source, storage, "rpi4", "src", replace=True)
+    with pytest.raises(UserError, match="a rescore of 'src'"):
+        rescore(other, storage, "rpi4", "src@rpi4-cpu", replace=True)
+    assert StudyInfo.of(optuna.load_study(study_name="other", storage=storage)).rescored_from is None
