@@ -20,9 +20,11 @@ def load_profile_file(path: str | Path) -> Profile:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise UserError(f"profile '{path}' is not valid YAML{yaml_where(exc)}: fix the file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"profile '{path}' is not UTF-8 text: save it as UTF-8") from None
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:

@@ -40,7 +40,7 @@ class _Strict(BaseModel):
 class Sourced(_Strict):
     """A number and the key (in the profile's ``sources``) of where it comes from."""
 
-    value: float = Field(ge=0)
+    value: float = Field(ge=0, allow_inf_nan=False)
     source: str = Field(min_length=1)
 
 
@@ -167,6 +167,15 @@ class Unit(_Strict):
         missing = set(self.precisions) - set(self.energy.pj_per_mac)
         if missing:
             raise ValueError(f"energy.pj_per_mac lacks {', '.join(sorted(missing))}")
+        rates = {
+            f"{field}.{key}": item
+            for field in ("gmacs", "vector_gops", "kind_efficiency")
+            for key, item in getattr(self, field).items()
+        }
+        rates |= {"cache_gbs": self.cache_gbs, "dram_gbs": self.dram_gbs}
+        zero = [name for name, item in rates.items() if item.value <= 0]
+        if zero:
+            raise ValueError(f"{', '.join(zero)} must be above 0 (a rate of 0 would make every op take forever)")
         lacking = set(CORE_KINDS) - set(self.kind_efficiency)
         if lacking:
             raise ValueError(f"kind_efficiency must give each of {', '.join(CORE_KINDS)} (lacks {', '.join(sorted(lacking))})")
@@ -222,7 +231,8 @@ class Winograd(_Strict):
 class Profile(_Strict):
     """A device: its compute units and the sources every number cites."""
 
-    name: str
+    # a plain name (no path, no dots): it names files and studies (``PROFILE:UNIT``)
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
     version: int = Field(ge=1)
     description: str
     default_unit: str

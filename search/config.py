@@ -56,12 +56,19 @@ class RunConfig:
     warm_start: str = "default"
     test_every_trial: bool = False
     litert_host: bool = False
+    trial_timeout: float | None = None  # seconds; None: from the recipe (search.driver.run.trial_time_limit)
+    task_memory_mb: float = 2048  # memory Ray reserves per trial task (its scheduling, not a hard limit)
+    keep_graphs: str = "all"  # "all" trials' ONNX graphs, or only the "front"'s and the fixed recipes'
 
 
 # The fixed recipes a search enqueues first: the defaults (spaces.strategies.default_strategies), or every one the
 # unit runs (seed-hybrid's sensitivity pass included): on both benchmark problems the fixed recipes alone held a
 # front with more hypervolume than 200 (100) random trials (docs/benchmarks.md).
 WARM_STARTS = ("default", "all")
+MAX_INPUT_SIZE = 2048  # pixels: beyond it a single image would not fit a worker's memory
+# Which trial graphs a run keeps on disk: every trial's, or only the front's and the fixed recipes' (the others are
+# deleted once the study is done; their metrics stay in the study).
+KEEP_GRAPHS = ("all", "front")
 
 
 def safe_name(name: str) -> str:
@@ -94,6 +101,8 @@ def check_numbers(config: RunConfig) -> None:
     if not 0 < config.prune_step <= config.max_prune < 1:
         raise UserError("need 0 < --prune-step <= --max-prune < 1")
     check_at_least("--input-size", config.input_size, 8)
+    if config.input_size is not None and config.input_size > MAX_INPUT_SIZE:
+        raise UserError(f"--input-size {config.input_size} is above {MAX_INPUT_SIZE} px: pass a smaller one")
     check_at_least("--heartbeat", config.heartbeat, 1, "second")
     check_at_least("--round-to", config.round_to, 1, "channel")
     check_at_least("--calibration-size", config.calibration_size, 1, "image")
@@ -103,6 +112,10 @@ def check_numbers(config: RunConfig) -> None:
     check_at_least("--finetune-epochs", config.finetune_epochs, 0)
     check_at_least("--baseline-epochs", config.baseline_epochs, 0)
     check_at_least("--train-size", config.train_size, 1, "image")
+    check_at_least("--trial-timeout", config.trial_timeout, 1, "second")
+    check_at_least("--task-memory-mb", config.task_memory_mb, 64, "MB")
+    if config.keep_graphs not in KEEP_GRAPHS:
+        raise UserError(f"--keep-graphs '{config.keep_graphs}' is not one of {', '.join(KEEP_GRAPHS)}")
     for option, value in (
         ("--max-accuracy-drop", config.max_accuracy_drop),
         ("--latency-budget-ms", config.latency_budget_ms),

@@ -17,6 +17,24 @@ class PlanError(UserError):
     """A plan that is malformed or does not fit the model."""
 
 
+def number(value: Any, key: str, low: float, high: float, high_open: bool = False) -> None:
+    """Refuse a plan field that is not a finite number in [low, high] (or [low, high)): a string, a bool, nan."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PlanError(f"{key} {value!r} is not a number")
+    if not low <= value <= high or (high_open and value == high):
+        raise PlanError(f"{key} {value} is outside [{low:g}, {high:g}{')' if high_open else ']'}")
+
+
+def whole(value: Any, key: str, low: int, high: int) -> None:
+    """Refuse a plan field that is not a whole number in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PlanError(f"{key} {value!r} is not a whole number")
+    if not low <= value <= high:
+        raise PlanError(f"{key} {value} is outside [{low}, {high}]")
+
+
 @dataclass(frozen=True)
 class LayerPlan:
     """What happens to one conv/linear layer: share of output channels removed, and its precision."""
@@ -25,10 +43,9 @@ class LayerPlan:
     precision: str = REFERENCE
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise PlanError(f"precision '{self.precision}' is not one of {', '.join(PRECISIONS.names())}")
-        if not 0.0 <= float(self.prune_ratio) < 1.0:
-            raise PlanError(f"prune_ratio {self.prune_ratio} is outside [0, 1)")
+        if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
+            raise PlanError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS.names())}")
+        number(self.prune_ratio, "prune_ratio", 0.0, 1.0, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,16 @@ class Recipe:
     def __post_init__(self) -> None:
         from spaces.quantize import QUANTIZERS
 
+        whole(self.finetune_epochs, "finetune_epochs", 0, 1000)
+        number(self.finetune_lr, "finetune_lr", 0.0, 10.0)
+        whole(self.calibration_size, "calibration_size", 1, 100_000)
+        whole(self.round_to, "round_to", 1, 1024)
+        whole(self.seed, "seed", 0, 2**32 - 1)
+        if not isinstance(self.distill, bool):
+            raise PlanError(f"distill {self.distill!r} is not true or false")
+        for key in ("quantizer", "recovery"):
+            if not isinstance(getattr(self, key), str):
+                raise PlanError(f"{key} {getattr(self, key)!r} is not a name")
         if self.quantizer not in QUANTIZERS:
             raise PlanError(f"quantizer '{self.quantizer}' is not one of {', '.join(QUANTIZERS)}")
         if self.recovery not in RECOVERIES:
@@ -84,7 +111,7 @@ class CompressionPlan:
         try:
             layers = {str(name): LayerPlan(**spec) for name, spec in data["layers"].items()}
             recipe = Recipe(**data.get("recipe", {}))
-        except (TypeError, ValueError) as exc:  # a missing or unknown key; a ratio that is not a number
+        except (TypeError, ValueError, PlanError) as exc:  # a missing or unknown key; a ratio that is not a number
             raise PlanError(f"malformed plan entry: {exc}") from None
         return cls(layers=layers, recipe=recipe)
 
@@ -103,9 +130,11 @@ class CompressionPlan:
         import yaml
 
         try:
-            data = yaml.safe_load(Path(path).read_text())
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise PlanError(f"the file is not valid YAML{yaml_where(exc)}") from None
+        except UnicodeDecodeError:
+            raise PlanError("the file is not UTF-8 text") from None
         plan = cls.from_dict(data)
         source = data.get("source")
         return plan, source if isinstance(source, dict) else {}

@@ -58,7 +58,8 @@ def trials_table(study: optuna.Study, stages: bool = False) -> pd.DataFrame:
     names = metric_names(study)
     trials = records(study)
     reruns = rerun_of(study.get_trials(deepcopy=False))
-    return pd.DataFrame([_row(r, names, reruns.get(r.number), stages) for r in trials])
+    columns = list(_row(TrialRecord(0, "WAITING"), names, None, stages))  # a study with no trial yet: no rows
+    return pd.DataFrame([_row(r, names, reruns.get(r.number), stages) for r in trials], columns=columns or None)
 
 
 def _row(r: TrialRecord, names: list[str], rerun: int | None, stages: bool = False) -> dict[str, Any]:

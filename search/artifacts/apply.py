@@ -47,16 +47,38 @@ def load_uncompressed(model_name: str, checkpoint: str | None, data: DataSpec) -
     """The uncompressed model with its checkpoint's weights, and the data's splits; one-line errors for a missing
     checkpoint."""
     from search.data import load_splits
-    from search.models import build_model, load_checkpoint
+    from search.models import load_model
 
     if not checkpoint:
         raise UserError("no checkpoint: pass --checkpoint of the uncompressed model's weights")
     if not Path(checkpoint).is_file():
         raise UserError(f"checkpoint '{checkpoint}' not found: pass --checkpoint with a copy of the weights on this machine")
     splits = load_splits(data)
-    model = build_model(model_name, splits.num_classes)
-    load_checkpoint(model, checkpoint)
-    return model.eval(), splits
+    return load_model(model_name, splits.num_classes, checkpoint), splits
+
+
+def from_plan(source: dict[str, Any], key: str, flag: str) -> str | None:
+    """The plan's ``source[key]`` (a profile or data set name), refused when it names a file or folder: a plan is
+    data a user may have been handed, and only the user's own flags say where files are read from."""
+    value = source.get(key)
+    if value is None:
+        return None
+    text = str(value)
+    if (":" in text and key == "data") or Path(text.partition(":")[0]).suffix in (".yaml", ".yml"):
+        raise UserError(f"plan names {key} '{text}' on disk: pass {flag} yourself (files are read only where you say)")
+    return text
+
+
+def plan_input_size(source: dict[str, Any]) -> int | None:
+    """The plan's input size, checked to be a whole number of pixels in [8, MAX_INPUT_SIZE]."""
+    from search.config import MAX_INPUT_SIZE
+
+    size = source.get("input_size")
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= MAX_INPUT_SIZE:
+        raise UserError(f"plan's input_size {size!r} is not a whole number of pixels in [8, {MAX_INPUT_SIZE}]: pass --input-size")
+    return size
 
 
 def apply_plan(config: ApplyConfig) -> dict[str, Any]:
@@ -68,7 +90,7 @@ def apply_plan(config: ApplyConfig) -> dict[str, Any]:
     from hw_profiles import load_profile
     from search.config import RunConfig
     from search.data import parse_data
-    from search.models import check_model_name, file_sha256
+    from search.models import check_input_size, check_model_name, file_sha256
     from search.worker import limit_threads, score_graph
     from spaces.apply import realise
     from spaces.plan import PlanError
@@ -82,16 +104,17 @@ def apply_plan(config: ApplyConfig) -> dict[str, Any]:
     check_at_least("--threads", config.threads, 1)
     check_at_least("--input-size", config.input_size, 8)
     out = check_out_file(config.out, "model.onnx")
-    profile, _, unit_name = load_profile(config.hw or source.get("hw") or RunConfig.hw)
+    profile, _, unit_name = load_profile(config.hw or from_plan(source, "hw", "--hw") or RunConfig.hw)
     data = parse_data(
-        config.data or source.get("data") or RunConfig.data,
-        config.input_size or source.get("input_size"),
+        config.data or from_plan(source, "data", "--data") or RunConfig.data,
+        config.input_size or plan_input_size(source),
         plan.recipe.seed,
         config.train_size or (None if config.data else source.get("train_size")),
     )
     checkpoint = config.checkpoint or source.get("checkpoint")
     limit_threads(config.threads)
     model, splits = load_uncompressed(config.model, checkpoint, data)
+    check_input_size(model, config.model, data.input_size)
     try:
         graph = realise(plan, model, splits.train, data.input_size).graph
     except PlanError as exc:

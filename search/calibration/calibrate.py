@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -62,8 +64,8 @@ def check_measurement(row: Measurement, profile: Profile) -> None:
         raise UserError(f"unit '{row.unit}' does not run {row.precision}")
     if not 1 <= row.threads <= unit.max_threads:
         raise UserError(f"threads {row.threads}: unit '{row.unit}' runs 1 to {unit.max_threads}")
-    if row.input_size < 1 or row.latency_ms <= 0:
-        raise UserError("input_size and latency_ms must be positive")
+    if not 1 <= row.input_size <= 4096 or not (math.isfinite(row.latency_ms) and row.latency_ms > 0):
+        raise UserError("input_size must lie in 1..4096 px and latency_ms be a positive finite number")
     if not row.model.endswith(".onnx"):
         check_model_name(row.model)
 
@@ -73,7 +75,11 @@ def read_measurements(path: str | Path, profile: Profile) -> list[Measurement]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"measurements file '{path}' not found: pass a CSV with columns {', '.join(COLUMNS)}")
-    with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark is not a column
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a spreadsheet's byte-order mark is not a column
+    except UnicodeDecodeError:
+        raise UserError(f"measurements file '{path}' is not UTF-8 text: save it as UTF-8 CSV") from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f, skipinitialspace=True)
         reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
         missing = [c for c in COLUMNS if c not in reader.fieldnames]

@@ -70,7 +70,9 @@ def calibrate_profile(request: CalibrationRequest, log: Callable[[str], None]) -
         default_out = profile_path()
     else:
         profile, _, _ = load_profile(name)
-        default_out = PROFILE_DIR / f"{profile.name}.yaml"
+        # a profile read from a file is written back to that file; a bundled one to its own file (never a path
+        # made from a name inside the YAML)
+        default_out = Path(name) if Path(name).suffix in (".yaml", ".yml") else PROFILE_DIR / f"{name}.yaml"
     out = check_out_file(request.out, f"{profile.name}.yaml") if request.out else default_out
     unit_name = request.hw.partition(":")[2] or profile.default_unit
     if unit_name not in profile.units:

@@ -11,6 +11,7 @@ reads back: the profile is refitted as a new version and the study's front re-ra
 from __future__ import annotations
 
 import csv
+import shlex
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +34,8 @@ ANDROID = """#!/bin/sh
 # {runs} runs); writes {measured}. Needs adb and an arm64 build of onnxruntime_perf_test (set PERF_TEST).
 set -e
 cd "$(dirname "$0")"
+UNIT={unit_q}
+NEXT={next_q}
 PERF_TEST=${{PERF_TEST:-./onnxruntime_perf_test}}
 adb push "$PERF_TEST" /data/local/tmp/onnxruntime_perf_test >/dev/null
 adb shell chmod 755 /data/local/tmp/onnxruntime_perf_test
@@ -42,9 +45,9 @@ for graph in trial_*.onnx; do
   ms=$(adb shell /data/local/tmp/onnxruntime_perf_test -I -e cpu -x 1 -r {runs} "/data/local/tmp/$graph" \\
        | sed -n 's/.*Average inference time cost: *\\([0-9.]*\\) ms.*/\\1/p')
   if [ -z "$ms" ]; then echo "no latency from onnxruntime_perf_test for $graph: run it by hand to see why" >&2; exit 1; fi
-  echo "$graph,{as_given},{unit},1,{size},$ms" >> {measured}
+  echo "$graph,{as_given},$UNIT,1,{size},$ms" >> {measured}
 done
-echo "wrote {measured}: search calibrate --hw {profile} --measured {measured} --study {study}"
+printf 'wrote {measured}: %s\\n' "$NEXT"
 """
 
 HERE = '''"""Measure every trial_*.onnx here in onnxruntime (CPU, 1 thread, median of {runs} runs); writes {measured}."""
@@ -130,6 +133,8 @@ def write_shortlist(study: optuna.Study, count: int, out: Path) -> list[TrialRec
         (out / "measure_here.py").write_text(HERE.format(**fields))
     elif unit == "cpu":  # a phone's CPU: onnxruntime_perf_test's CPU execution provider over adb
         android = out / "measure_android.sh"
-        android.write_text(ANDROID.format(**fields, profile=profile, study=study.study_name))
+        # every value from the study goes into the script shell-quoted: a study name is text, never code
+        next_step = shlex.join(["search", "calibrate", "--hw", profile, "--measured", MEASURED, "--study", study.study_name])
+        android.write_text(ANDROID.format(**fields, unit_q=shlex.quote(str(unit)), next_q=shlex.quote(next_step)))
         android.chmod(0o755)
     return chosen

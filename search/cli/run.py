@@ -159,6 +159,8 @@ def _study(add: Add, d: RunConfig) -> None:
 
 
 def _execution(add: Add, d: RunConfig) -> None:
+    from search.config import KEEP_GRAPHS
+
     add("--workers", type=int, help="trials in parallel (default: number of cores)")
     add("--ray-address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of a local Ray")
     add(
@@ -166,6 +168,25 @@ def _execution(add: Add, d: RunConfig) -> None:
         type=int,
         default=d.heartbeat,
         help="seconds between heartbeats of running trials; a trial silent for 3 heartbeats (its driver died) is run again",
+    )
+    add(
+        "--trial-timeout",
+        type=float,
+        help="seconds a trial may run before it is cancelled and recorded as failed (default: 600 + 300 per "
+        "fine-tune epoch)",
+    )
+    add(
+        "--task-memory-mb",
+        type=float,
+        default=d.task_memory_mb,
+        help="memory Ray reserves for each trial task: a machine runs no more trials at once than its memory holds",
+    )
+    add(
+        "--keep-graphs",
+        choices=KEEP_GRAPHS,
+        default=d.keep_graphs,
+        help="all: keep every trial's ONNX graph; front: only the front's and the fixed recipes' (the rest are "
+        "deleted at the end of the run; their metrics stay in the study)",
     )
 
 
@@ -235,7 +256,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prune-ratio", type=float, default=DEFAULT_PRUNE_RATIO, help="share of channels pruned per group")
     p.add_argument("--out", help="folder for sensitivity.csv and sensitivity.html (default: the study's folder)")
     execution = {"--workers", "--ray-address", "--heartbeat", "--trials", "--strategy", "--warm-start", "--objectives"}
-    execution |= {"--sampler", "--sampler-seed", "--test-every-trial", "--litert-host"}
+    execution |= {"--sampler", "--sampler-seed", "--test-every-trial", "--litert-host", "--trial-timeout", "--keep-graphs"}
+    execution |= {"--task-memory-mb"}
     budgets = {"--population", "--max-accuracy-drop", "--latency-budget-ms", "--memory-budget-kb"}
     budgets |= {"--finetune-epochs", "--finetune-lr", "--distill", "--recovery"}
     add_run_arguments(p, RunConfig(), frozenset(execution | budgets))

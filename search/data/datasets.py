@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from core.data_kinds import DATA_KINDS, DataKind
 from core.errors import UserError, check_at_least
@@ -84,6 +84,9 @@ def _check_imagefolder(folder: Path) -> None:
         d = folder / sub
         if not d.is_dir() or not any(p.is_dir() for p in d.iterdir()):
             raise UserError(f"imagefolder '{folder}' needs {sub}/ with one subfolder per class: create {d}/CLASS/*.jpg")
+        empty = sorted(p.name for p in d.iterdir() if p.is_dir() and not any(f.is_file() for f in p.iterdir()))
+        if empty:
+            raise UserError(f"imagefolder '{folder}': class folder {d / empty[0]} holds no images: add some or remove it")
 
 
 def _cifar_root(kind: str, folder: Path) -> Path:
@@ -154,22 +157,50 @@ def load_splits(spec: DataSpec) -> Splits:
     return DATA_KINDS.get(spec.kind).load(spec)
 
 
+# Up to this many bytes, upsampled digits are held in memory; above (large inputs) each image is upsampled when read.
+EAGER_BYTES = 64 * 2**20
+
+
+def _upsample(images: Any, input_size: int) -> Any:
+    """8x8 grey digits (N, 1, 8, 8) in [0, 1] as normalised 3-channel images at ``input_size``."""
+    import torch
+    from torch.nn.functional import interpolate
+
+    images = interpolate(images, size=(input_size, input_size), mode="bilinear", align_corners=False)
+    images = images.repeat(1, 3, 1, 1)
+    return (images - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+
+
+class LazyDigits:
+    """Digits kept at 8x8 and upsampled when an item is read: the same tensors as upsampling all of them at once,
+    without holding them (1,797 images at 224 px are 1.1 GB as float32, in every worker)."""
+
+    def __init__(self, images: Any, labels: Any, input_size: int) -> None:
+        self.images, self.labels, self.input_size = images, labels, input_size
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        return _upsample(self.images[index : index + 1], self.input_size)[0], self.labels[index]
+
+
 def _digits(spec: DataSpec) -> Splits:
     """scikit-learn's 1,797 8x8 digits, upsampled to input_size x input_size x 3, split 60/20/20."""
     import numpy as np
     import torch
     from sklearn.datasets import load_digits
-    from torch.nn.functional import interpolate
     from torch.utils.data import TensorDataset
 
     digits = load_digits()
-    images = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
-    images = interpolate(images, size=(spec.input_size, spec.input_size), mode="bilinear", align_corners=False)
-    images = images.repeat(1, 3, 1, 1)
-    images = (images - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    small = torch.from_numpy(digits.images.astype(np.float32) / 16.0).unsqueeze(1)
     labels = torch.from_numpy(digits.target.astype(np.int64))
     test_frac = val_frac = spec.val_fraction
     val_idx, test_idx, train_idx = stratified_split(digits.target, (val_frac, test_frac), spec.seed)
+    if len(labels) * 3 * spec.input_size**2 * 4 > EAGER_BYTES:
+        lazy = [LazyDigits(small[i], labels[i], spec.input_size) for i in (train_idx, val_idx, test_idx)]
+        return Splits(lazy[0], lazy[1], lazy[2], num_classes=10)
+    images = _upsample(small, spec.input_size)
     parts = [TensorDataset(images[i], labels[i]) for i in (train_idx, val_idx, test_idx)]
     return Splits(parts[0], parts[1], parts[2], num_classes=10)
 
@@ -203,8 +234,30 @@ class ArrayDataset:
         return self.transform(Image.fromarray(self.images[index]).convert("RGB")), int(self.labels[index])
 
 
+# What a CIFAR pickle may build: numpy arrays and their dtypes (the rest is dicts, lists, bytes and numbers).
+CIFAR_PICKLE_GLOBALS = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+def _cifar_unpickler(stream: Any) -> Any:
+    """A pickle reader that builds only what CIFAR files hold: a file that asks for anything else (a function to
+    call, a class to build) is refused, so a planted file cannot run code."""
+    import pickle
+
+    class Restricted(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) not in CIFAR_PICKLE_GLOBALS:
+                raise pickle.UnpicklingError(f"it asks for {module}.{name}, which a CIFAR file never holds")
+            return super().find_class(module, name)
+
+    return Restricted(stream, encoding="bytes")
+
+
 def _read_cifar(folder: Path, names: list[str], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 32, 32, 3) and labels from torchvision's extracted CIFAR pickles."""
+    """Images (N, 32, 32, 3) and labels from torchvision's extracted CIFAR pickles (read by a restricted unpickler)."""
     import pickle
 
     import numpy as np
@@ -213,12 +266,13 @@ def _read_cifar(folder: Path, names: list[str], label_key: bytes) -> tuple[np.nd
     for name in names:
         try:
             with (folder / name).open("rb") as f:
-                batch = pickle.load(f, encoding="bytes")  # the CIFAR format is pickle; these are the user's own files
+                batch = _cifar_unpickler(f).load()
             images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
             labels.append(np.asarray(batch[label_key], dtype=np.int64))
         except (OSError, KeyError, ValueError, pickle.UnpicklingError, EOFError) as exc:
             raise UserError(
-                f"CIFAR file '{folder / name}' is missing or corrupt ({type(exc).__name__}): re-extract the archive"
+                f"CIFAR file '{folder / name}' is missing or corrupt ({type(exc).__name__}: {str(exc)[:120]}): "
+                "re-extract the archive"
             ) from None
     return np.concatenate(images), np.concatenate(labels)
 

@@ -55,7 +55,7 @@ def resolve_inputs(config: RunConfig) -> Inputs:
     from core.samplers import SAMPLERS
     from hw_profiles import load_profile
     from search.data import parse_data
-    from search.models import check_model_name
+    from search.models import check_model_name, check_pretrained
     from search.study import check_storage, default_storage, parse_objectives
     from spaces.litert import require_litert
     from spaces.strategies import STRATEGIES
@@ -73,6 +73,8 @@ def resolve_inputs(config: RunConfig) -> Inputs:
         load_profile(spec)
     objectives = parse_objectives(config.objectives)
     check_model_name(config.model)
+    if config.pretrained:
+        check_pretrained(config.model)
     data = parse_data(config.data, config.input_size, config.seed, config.train_size)
     if config.checkpoint and not Path(config.checkpoint).is_file():
         raise UserError(f"checkpoint '{config.checkpoint}' not found: pass the path of a saved state_dict")
@@ -81,6 +83,10 @@ def resolve_inputs(config: RunConfig) -> Inputs:
         raise UserError(f"--run-dir '{run_dir}' is a file: pass a folder")
     if config.storage:
         check_storage(config.storage)
+    if config.ray_address:
+        from search.driver.cluster import check_ray_address
+
+        check_ray_address(config.ray_address)
     study_name = config.study_name or f"{config.model}-{data.kind}-{profile.name}-{unit_name}"
     return Inputs(
         config,

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,14 +41,15 @@ if TYPE_CHECKING:
     from spaces.space import SearchSpace
 
 
-
 @dataclass
 class InFlight:
-    """A trial the driver waits for: its job, and its evaluated outcome while its test split is being scored."""
+    """A trial the driver waits for: its job, its evaluated outcome while its test split is being scored, and when
+    its current task started (``time.monotonic``)."""
 
     trial: optuna.Trial
     job: TrialJob
     outcome: TrialOutcome | None = None
+    started: float = field(default_factory=time.monotonic)
 
 
 class Heartbeats:
@@ -118,14 +119,20 @@ class TrialLoop:
     workers: int
     heartbeat_s: int
     test_every_trial: bool = False
+    timeout_s: float | None = None  # a task running longer is cancelled and its trial failed with that reason
+    evaluate: Callable[[TrialJob, dict], TrialOutcome] = remote_evaluate  # the work of one trial, run as a Ray task
+    task_memory_mb: float | None = None  # memory Ray reserves per task: no more tasks run at once than fit
 
     def run(self, target: int, on_update: Callable[[], None]) -> None:
         """Run trials until ``target`` are finished (complete or failed); ``on_update`` after each one."""
         import ray
         from optuna.storages import fail_stale_trials
 
-        self._remote_evaluate = ray.remote(num_cpus=1, max_retries=0)(remote_evaluate)
-        self._remote_test = ray.remote(num_cpus=1, max_retries=0)(remote_test)
+        options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0}
+        if self.task_memory_mb:  # never more than the cluster has: a task asking for more would wait forever
+            options["memory"] = int(min(self.task_memory_mb * 2**20, ray.cluster_resources().get("memory", float("inf"))))
+        self._remote_evaluate = ray.remote(**options)(self.evaluate)
+        self._remote_test = ray.remote(**options)(remote_test)
         self._state_ref = ray.put(self.state)
         pending: dict[Any, InFlight] = {}
         beats = Heartbeats(self.study._storage, self.heartbeat_s)  # type: ignore[attr-defined]
@@ -141,9 +148,11 @@ class TrialLoop:
                         return
                     time.sleep(self.heartbeat_s)  # other drivers' trials: running, or stale until their grace period ends
                     continue
-                done, _ = ray.wait(list(pending), num_returns=1, timeout=self.heartbeat_s)
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=self._wait_s(pending))
                 for ref in done:
                     self._collect(pending, ref, beats, on_update)
+                for ref in self._overdue(pending):
+                    self._time_out(pending, ref, beats, on_update)
         except BaseException:
             for ref, flight in pending.items():
                 with contextlib.suppress(Exception):
@@ -182,6 +191,36 @@ class TrialLoop:
         beats.remove(flight.trial._trial_id)
         on_update()
 
+    def _wait_s(self, pending: dict[Any, InFlight]) -> float:
+        """How long to wait for a task: a heartbeat, or less when a task's time limit comes first."""
+        if self.timeout_s is None:
+            return self.heartbeat_s
+        first = min(flight.started for flight in pending.values()) + self.timeout_s
+        return max(0.0, min(self.heartbeat_s, first - time.monotonic()))
+
+    def _overdue(self, pending: dict[Any, InFlight]) -> list[Any]:
+        """The tasks that have run longer than the time limit."""
+        if self.timeout_s is None:
+            return []
+        now = time.monotonic()
+        return [ref for ref, flight in pending.items() if now - flight.started > self.timeout_s]
+
+    def _time_out(self, pending: dict[Any, InFlight], ref: Any, beats: Heartbeats, on_update: Callable[[], None]) -> None:
+        """Cancel an overdue task (its worker process is killed) and fail its trial with the reason."""
+        import ray
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        flight = pending.pop(ref)
+        with contextlib.suppress(Exception):
+            ray.cancel(ref, force=True)
+        beats.remove(flight.trial._trial_id)
+        what = "scoring its test split" if flight.outcome is not None else "its candidate"
+        outcome = TrialOutcome(error=f"timed out: {what} ran longer than {self.timeout_s:.0f} s (--trial-timeout)")
+        if self._running(flight.trial):
+            with contextlib.suppress(UpdateFinishedTrialError):
+                self._record(flight.trial, outcome)
+        on_update()
+
     def finished(self) -> int:
         """Trials that completed or failed, not counting interrupted ones that were queued to run again."""
         return finished_trials(self.study)
@@ -204,7 +243,8 @@ class TrialLoop:
         if flight.outcome is not None:
             outcome = flight.outcome.with_test(outcome)
         elif self._may_join_front(outcome):
-            return self._remote_test.remote(flight.job, outcome.onnx_bytes), replace(flight, outcome=outcome)
+            test = self._remote_test.remote(flight.job, outcome.onnx_bytes)
+            return test, replace(flight, outcome=outcome, started=time.monotonic())
         with contextlib.suppress(UpdateFinishedTrialError):
             self._record(flight.trial, outcome)
         return None

@@ -32,12 +32,12 @@ def prepare(inputs: Inputs, console: Console) -> Prepared:
     import torch
 
     from search.data import load_splits
-    from search.models import load_model, prepare_weights
+    from search.models import check_input_size, load_model, prepare_weights
 
     config, data = inputs.config, inputs.data
     splits = load_splits(data)
-    if config.checkpoint:  # a checkpoint that does not fit fails before anything is written
-        load_model(config.model, splits.num_classes, config.checkpoint)
+    # a checkpoint that does not fit, or an input too small for the network, fails before anything is written
+    check_input_size(load_model(config.model, splits.num_classes, config.checkpoint), config.model, data.input_size)
     inputs.run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(os.cpu_count() or 1)
     weights = prepare_weights(

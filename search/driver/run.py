@@ -46,7 +46,15 @@ def trial_loop(inputs: Inputs, prepared: Prepared, opened: OpenStudy) -> TrialLo
         config.workers or usable_cpus(),
         opened.heartbeat_s,
         config.test_every_trial,
+        config.trial_timeout or trial_time_limit(prepared.space.recipe.finetune_epochs),
+        task_memory_mb=config.task_memory_mb,
     )
+
+
+def trial_time_limit(finetune_epochs: int) -> float:
+    """Seconds a trial's task may run before it is cancelled and failed (``--trial-timeout`` unset): ten minutes,
+    and five more per recovery fine-tune epoch; a trial of the default study takes seconds."""
+    return 600.0 + 300.0 * finetune_epochs
 
 
 def run_trials(inputs: Inputs, prepared: Prepared, opened: OpenStudy, console: Console) -> None:
@@ -112,8 +120,25 @@ def run_search(config: RunConfig, console: Console) -> int:
     run_trials(inputs, prepared, opened, console)
     report_front(opened.study, inputs.hw, inputs.run_dir, console)
     report_other_devices(inputs, opened.study, console)
+    if config.keep_graphs == "front":
+        dropped = drop_graphs(opened.study, study_folder(inputs.run_dir, inputs.study_name) / "trials")
+        console.print(f"--keep-graphs front: deleted {dropped} graphs of trials off the front")
     console.print(f"done in {time.time() - started:.0f} s; inspect with: {inspect_command(inputs)}")
     return 0
+
+
+def drop_graphs(study: optuna.Study, folder: Path) -> int:
+    """Delete the ONNX graphs in ``folder`` of trials neither on the front nor fixed recipes; returns how many."""
+    from search.study import front_records, records
+
+    keep = {r.number for r in front_records(study)} | {r.number for r in records(study) if r.strategy}
+    dropped = 0
+    for record in records(study, ("COMPLETE",)):
+        path = Path(record.onnx)
+        if record.number not in keep and path.parent == folder.resolve() and path.is_file():
+            path.unlink()
+            dropped += 1
+    return dropped
 
 
 def inspect_command(inputs: Inputs) -> str:

@@ -1,7 +1,15 @@
 """Models: the registry and factory (built-in, timm, torchvision), the uncompressed weights of a study, and a
 model's ONNX graph at a precision (for estimates and calibration)."""
 
-from search.models.factory import BUILTIN_MODELS, build_model, check_model_name, load_checkpoint, load_model
+from search.models.factory import (
+    BUILTIN_MODELS,
+    build_model,
+    check_input_size,
+    check_model_name,
+    check_pretrained,
+    load_checkpoint,
+    load_model,
+)
 from search.models.graphs import input_dims, model_graph
 from search.models.weights import UncompressedWeights, file_sha256, prepare_weights
 
@@ -9,7 +17,9 @@ __all__ = [
     "BUILTIN_MODELS",
     "UncompressedWeights",
     "build_model",
+    "check_input_size",
     "check_model_name",
+    "check_pretrained",
     "file_sha256",
     "input_dims",
     "load_checkpoint",

@@ -60,6 +60,17 @@ def check_model_name(name: str) -> None:
     if vision is None and not timm.is_model(name):
         known = [*BUILTIN_MODELS, *timm.list_models(), *_torchvision_models()]
         raise unknown_name("model", name, known, "timm.list_models() and torchvision.models.list_models()")
+    architecture, _, tag = name.partition(".")
+    if vision is None and tag and name not in timm.list_pretrained(f"{architecture}.*"):
+        tags = [known.partition(".")[2] for known in timm.list_pretrained(f"{architecture}.*")]
+        raise UserError(f"timm model '{architecture}' has no tag '{tag}': its tags are {', '.join(tags) or 'none'}")
+
+
+def check_pretrained(name: str) -> None:
+    """Refuse ``--pretrained`` for a model that has no pretrained weights to ask for (built-in and torchvision
+    models are built with random weights here)."""
+    if name in BUILTIN_MODELS or torchvision_name(name) is not None:
+        raise UserError(f"--pretrained: '{name}' has no pretrained weights here (only timm models do): pass --checkpoint")
 
 
 def build_model(name: str, num_classes: int, in_chans: int = 3, pretrained: bool = False) -> nn.Module:
@@ -121,3 +132,16 @@ def load_model(
     elif weights is not None:
         load_checkpoint(model, weights)
     return model.eval()
+
+
+def check_input_size(model: nn.Module, name: str, input_size: int) -> None:
+    """One forward pass of ``model`` at ``input_size``: an input smaller than the network's downsampling is refused
+    before anything trains."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, input_size, input_size))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0][:160]
+        raise UserError(f"{name} cannot run on {input_size} px inputs ({first}): pass a larger --input-size") from None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.errors import UserError
 from core.files import atomic_target
 from search.data import DataSpec, Splits
 
@@ -68,7 +70,11 @@ def prepare_weights(
         log(f"baseline: training {model_name} on {data.label} for {epochs} epochs (no --checkpoint given)")
         torch.manual_seed(data.seed)
         model = build_model(model_name, splits.num_classes, pretrained=pretrained)
-        train(model, splits.train, epochs, TRAIN_LR, data.seed)
+        loss = train(model, splits.train, epochs, TRAIN_LR, data.seed)
+        if not math.isfinite(loss):
+            raise UserError(
+                f"training {model_name} diverged (loss {loss}): nothing was cached; pass --checkpoint of trained weights"
+            )
         cache_dir.mkdir(parents=True, exist_ok=True)
         with atomic_target(path) as temporary:
             torch.save(model.state_dict(), temporary)

@@ -46,6 +46,10 @@ def check_storage(url: str) -> None:
             raise UserError(f"storage URL '{url}' names no file: a study must outlive the run; {hint}")
         if not Path(database).parent.is_dir():
             raise UserError(f"storage URL '{url}': folder '{Path(database).parent}' does not exist: create it or {hint}")
+        if Path(database).is_file() and Path(database).stat().st_size:
+            with Path(database).open("rb") as f:
+                if f.read(16) != b"SQLite format 3\x00":
+                    raise UserError(f"'{database}' is not an SQLite database: pass another --storage or --run-dir")
         return
     try:
         engine = create_engine(url)
@@ -107,6 +111,7 @@ def open_existing_storage(url: str) -> optuna.storages.BaseStorage:
     """The storage at ``url``, opened without creating anything: it must already hold an Optuna study database."""
     from sqlalchemy import create_engine, inspect
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DatabaseError
 
     check_storage(url)
     parsed = make_url(url)
@@ -115,6 +120,8 @@ def open_existing_storage(url: str) -> optuna.storages.BaseStorage:
     engine = create_engine(url)
     try:
         tables = set(inspect(engine).get_table_names())
+    except DatabaseError:
+        raise UserError(f"'{redact(url)}' is not a database: pass the --storage URL that `search run` used") from None
     finally:
         engine.dispose()
     if not {"studies", "trials", "version_info"} <= tables:

@@ -76,3 +76,28 @@ def test_imagefolder_without_class_folders(tmp_path):
     (tmp_path / "val").mkdir()
     with pytest.raises(UserError, match="one subfolder per class"):
         parse_data(f"imagefolder:{tmp_path}", None, 0)
+
+
+class _Planted:
+    """What a malicious CIFAR file would hold: unpickling it calls a function of the attacker's choosing."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_a_cifar_file_that_asks_for_code_is_refused_and_nothing_runs(tmp_path):
+    import pytest
+
+    from core.errors import UserError
+
+    _fake_cifar(tmp_path)
+    marker = tmp_path / "ran"
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(pickle.dumps({b"data": _Planted(str(marker))}))
+    with pytest.raises(UserError, match="asks for pathlib"):
+        load_splits(parse_data(f"cifar10:{tmp_path}", None, 0))
+    assert not marker.exists()
