@@ -36,7 +36,7 @@ def fastest_in_budget(study_name: str, storage: str, budget: float) -> dict[str,
     return {
         "study": study_name,
         "trials": len(study.trials),
-        "fastest in budget": f"{best.number} ({best.baseline or 'searched'})",
+        "fastest in budget": f"{best.number} ({best.strategy or 'searched'})",
         "val top-1 %": round(100 * best.metrics["val_top1"], 2),
         "test top-1 %": round(100 * best.metrics["test_top1"], 2) if "test_top1" in best.metrics else "not scored",
         "latency ms": round(best.metrics["latency_ms"], 4),

@@ -39,3 +39,39 @@ def write_text_files(files: dict[Path, str]) -> list[Path]:
         with atomic_target(path) as temporary:
             temporary.write_text(text, encoding="utf-8")
     return list(files)
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Put folder ``new`` in the place of ``target`` so that a reader, or a kill at any moment, finds the old folder
+    or the new one, never neither: the two are exchanged in one step (Linux ``renameat2(RENAME_EXCHANGE)``), then
+    the old one is removed. Where the exchange is not available, the old folder is moved aside first and a later
+    call finds it there if a kill came in between."""
+    import shutil
+
+    aside = target.with_name(f".{target.name}.old")
+    if not target.exists() and aside.exists():  # a kill between the two renames of an earlier call
+        aside.replace(target)
+    if not target.exists():
+        new.replace(target)
+        return
+    if _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # it holds the old folder now
+        return
+    shutil.rmtree(aside, ignore_errors=True)
+    target.replace(aside)
+    new.replace(target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 with RENAME_EXCHANGE); False where the system cannot."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0

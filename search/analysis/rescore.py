@@ -153,6 +153,29 @@ def score_untested_front(rows: list[Repriced], directions: list[Any], data_spec:
     return "; ".join(failed)
 
 
+BUILDING = ".rescoring-"  # the name of a rescore being built: TARGET.rescoring-PID
+
+
+def drop_abandoned(storage: Any, name: str) -> None:
+    """Delete the half-built rescores of ``name`` whose process is gone (it was killed before the swap)."""
+    import optuna
+
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        prefix, _, pid = summary.study_name.rpartition(BUILDING)
+        if prefix == name and pid.isdigit() and not _alive(int(pid)):
+            optuna.delete_study(study_name=summary.study_name, storage=storage)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def check_replaceable(existing: optuna.Study, source: optuna.Study, replace: bool) -> None:
     """Refuse to write over ``existing`` unless asked to (``replace``) and it is a rescore of ``source``."""
     name = existing.study_name
@@ -196,7 +219,8 @@ def rescore(source: optuna.Study, storage: Any, hw: str, name: str | None = None
     untested = score_untested_front(rows, directions, info.data_spec)
     trials = [row.frozen() for row in rows]
     info = info.with_(hw=label, objectives=tuple(objectives), profile_version=profile.version, rescored_from=source.study_name)
-    building = f"{name}.rescoring-{os.getpid()}"  # a kill while it is built leaves the old study whole
+    drop_abandoned(storage, name)
+    building = f"{name}{BUILDING}{os.getpid()}"  # a kill while it is built leaves the old study whole
     study = create_study(storage, building, optuna.samplers.RandomSampler(), info)
     study.add_trials(trials)
     study = swap_study(storage, study, name)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
+from core.files import replace_folder
 from core.metrics import METRICS
 from search.analysis.bands import unit_band
 from search.analysis.console import energy_text, slower_than_fp32_line
@@ -127,8 +128,7 @@ def export_trials(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        shutil.rmtree(final, ignore_errors=True)
-        staging.replace(final)
+        replace_folder(staging, final)
         written.append((final, files))
     return written
 
@@ -149,9 +149,10 @@ def export_front(study: optuna.Study, out_dir: Path) -> tuple[list[Path], list[i
             elsewhere.append(member.number)
     for trial in front:
         write_trial(study, trial, staging / f"trial_{trial.number:05d}")
-    shutil.rmtree(out_dir, ignore_errors=True)
     if staging.exists():
-        staging.replace(out_dir)
+        replace_folder(staging, out_dir)
+    else:
+        shutil.rmtree(out_dir, ignore_errors=True)
     return [out_dir / f"trial_{t.number:05d}" for t in front], elsewhere
 
 

@@ -14,6 +14,8 @@ from core.errors import UserError
 from search.cli import hw, inspect, replay, run
 from search.cli.common import EXIT_USER_ERROR, Parser
 
+EXIT_LOST_DATABASE = 3  # not the user's input: the database server went away mid-command
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (choices and help texts from the registries of ``core``)."""
@@ -44,3 +46,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if args.debug or not lost_database(exc):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        print(
+            f"error: the study database stopped answering ({first}): start it again, then run the same command "
+            "to resume (finished trials are kept)",
+            file=sys.stderr,
+        )
+        return EXIT_LOST_DATABASE
+
+
+def lost_database(exc: BaseException) -> bool:
+    """Whether ``exc`` is the study database failing under a running command (a server stopped, a disk gone)."""
+    sqlalchemy = sys.modules.get("sqlalchemy.exc")
+    optuna = sys.modules.get("optuna.exceptions")
+    kinds = tuple(
+        kind
+        for kind in (
+            getattr(sqlalchemy, "OperationalError", None),
+            getattr(sqlalchemy, "InterfaceError", None),
+            getattr(optuna, "StorageInternalError", None),
+        )
+        if kind is not None
+    )
+    return bool(kinds) and isinstance(exc, kinds)

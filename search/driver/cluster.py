@@ -87,7 +87,7 @@ def local_ray(workers: int) -> Iterator[None]:
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     import ray
     from ray._private import ray_constants
-    from ray._raylet import Config
+    from ray._raylet import Config  # type: ignore[attr-defined]
 
     Config.initialize("")  # Ray reads its config once per process: read it again with this environment (Ray does so too)
     cluster = ray_constants.ENABLE_RAY_CLUSTER

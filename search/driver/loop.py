@@ -157,7 +157,8 @@ class TrialLoop:
             for ref, flight in pending.items():
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
-                self._fail_and_rerun(flight.trial, INTERRUPTED)
+                with contextlib.suppress(Exception):  # the database may be what failed: the next run's stale check reruns it
+                    self._fail_and_rerun(flight.trial, INTERRUPTED)
             raise
         finally:
             beats.stop()

@@ -41,48 +41,82 @@ def require(path: str | None, what: str) -> str:
     pytest.skip(f"{what} is not installed (Debian package; .ci/run installs it)")
 
 
-@pytest.fixture(scope="module")
-def postgres_url():
-    """A throw-away PostgreSQL server on loopback; yields its URL, stops it by process id."""
-    bindir = require(next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None), "PostgreSQL server")
-    user = "postgres" if os.geteuid() == 0 else None  # the server refuses to run as root
-    data = Path(tempfile.mkdtemp(prefix="pgtest-"))
-    if user:
-        shutil.chown(data, user)
-    subprocess.run(
-        [f"{bindir}/initdb", "-D", str(data / "db"), "-U", "optuna", "--auth=trust", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-        user=user,
-    )
-    port = free_port()
-    server = subprocess.Popen(
-        [f"{bindir}/postgres", "-D", str(data / "db"), "-p", str(port), "-h", "127.0.0.1", "-k", str(data)],
-        stdout=subprocess.DEVNULL,
-        stderr=(data / "server.log").open("w"),
-        user=user,
-    )
-    try:
+class Postgres:
+    """A throw-away PostgreSQL server on loopback in its own folder, started and stopped by process id."""
+
+    def __init__(self) -> None:
+        self.bindir = require(next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None), "PostgreSQL server")
+        self.user = "postgres" if os.geteuid() == 0 else None  # the server refuses to run as root
+        self.data = Path(tempfile.mkdtemp(prefix="pgtest-"))
+        if self.user:
+            shutil.chown(self.data, self.user)
+        subprocess.run(
+            [f"{self.bindir}/initdb", "-D", str(self.data / "db"), "-U", "optuna", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+            user=self.user,
+        )
+        self.port = free_port()
+        self.server: subprocess.Popen | None = None
+        self.url = f"postgresql://optuna@127.0.0.1:{self.port}/studies"
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        self.server = subprocess.Popen(
+            [
+                f"{self.bindir}/postgres",
+                "-D",
+                str(self.data / "db"),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(self.data),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.data / "server.log").open("a"),
+            user=self.user,
+        )
+        ready = [f"{self.bindir}/pg_isready", "-h", "127.0.0.1", "-p", str(self.port)]
         wait_for(
-            lambda: (
-                subprocess.run(
-                    [f"{bindir}/pg_isready", "-h", "127.0.0.1", "-p", str(port)], capture_output=True, check=False
-                ).returncode
-                == 0
-            ),
+            lambda: subprocess.run(ready, capture_output=True, check=False).returncode == 0,
             "PostgreSQL to accept connections",
             timeout=60,
         )
-        subprocess.run([f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "optuna", "studies"], check=True)
-        yield f"postgresql://optuna@127.0.0.1:{port}/studies"
-    finally:
-        server.send_signal(signal.SIGINT)  # fast shutdown
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT: open connections are cut), by process id."""
+        if self.server is None:
+            return
+        self.server.send_signal(signal.SIGINT)
         try:
-            server.wait(timeout=30)
+            self.server.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(data, ignore_errors=True)
+            self.server.kill()
+            self.server.wait()
+        self.server = None
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL server with an empty database ``studies``; removed afterwards."""
+    server = Postgres()
+    try:
+        server.start()
+        subprocess.run(
+            [f"{server.bindir}/createdb", "-h", "127.0.0.1", "-p", str(server.port), "-U", "optuna", "studies"], check=True
+        )
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres):
+    """The URL of the module's PostgreSQL database."""
+    return postgres.url
 
 
 def search_run(*args: str, log: Path) -> subprocess.Popen:
@@ -188,3 +222,41 @@ def test_trials_run_on_a_ray_cluster_joined_by_address(ray_head, tmp_path):
         subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True).stdout.strip()
         == "1"
     )
+
+
+def test_postgresql_stopped_mid_study_then_resumed_loses_and_repeats_nothing(postgres, tmp_path):
+    """The server stops while trials run: the driver ends with one line; after a restart the same command resumes,
+    and every trial that had completed is still complete, none evaluated twice."""
+    args = ["--storage", postgres.url, "--study-name", "outage", "--trials", "10", "--workers", "1", "--heartbeat", "2"]
+    log = tmp_path / "log.txt"
+    first = search_run(*args, "--run-dir", str(tmp_path), log=log)
+    try:
+
+        def completed() -> list[int]:
+            try:
+                study = optuna.load_study(study_name="outage", storage=postgres.url)
+            except KeyError:
+                return []
+            return [t.number for t in study.get_trials(states=(TrialState.COMPLETE,))]
+
+        before = wait_for(lambda: (done := completed()) and len(done) >= 3 and done, "3 trials to complete", proc=first, log=log)
+        postgres.stop()
+        code = first.wait(timeout=300)
+    finally:
+        stop_session(first)
+        postgres.start()
+    assert code != 0 and "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    assert "the study database stopped answering" in log.read_text()
+    again = search_run(*args, "--run-dir", str(tmp_path), log=log)
+    try:
+        assert again.wait(timeout=900) == 0, log.read_text()[-3000:]
+    finally:
+        stop_session(again)
+    trials = optuna.load_study(study_name="outage", storage=postgres.url).get_trials()
+    state = {t.number: t.state for t in trials}
+    assert all(state[n] == TrialState.COMPLETE for n in before)  # nothing completed was lost
+    reruns = [t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs]
+    assert all(state[n] == TrialState.FAIL for n in reruns)  # only interrupted trials ran again
+    assert len(reruns) == len(set(reruns))
+    finished = [t for t in trials if t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and t.number not in reruns)]
+    assert len(finished) == 10, [(t.number, t.state, t.user_attrs.get("fail_reason")) for t in trials]
