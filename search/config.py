@@ -73,7 +73,7 @@ KEEP_GRAPHS = ("all", "front")
 
 def safe_name(name: str) -> str:
     """``name`` usable as a folder name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    return re.sub(r"[^A-Za-z0-9._@-]+", "_", name)
 
 
 def study_folder(run_dir: Path, study_name: str) -> Path:

@@ -67,7 +67,7 @@ class Recipe:
         from spaces.quantize import QUANTIZERS
 
         whole(self.finetune_epochs, "finetune_epochs", 0, 1000)
-        number(self.finetune_lr, "finetune_lr", 0.0, 10.0)
+        number(self.finetune_lr, "finetune_lr", 0.0, float("inf"))
         whole(self.calibration_size, "calibration_size", 1, 100_000)
         whole(self.round_to, "round_to", 1, 1024)
         whole(self.seed, "seed", 0, 2**32 - 1)

@@ -58,8 +58,9 @@ def trials_table(study: optuna.Study, stages: bool = False) -> pd.DataFrame:
     names = metric_names(study)
     trials = records(study)
     reruns = rerun_of(study.get_trials(deepcopy=False))
-    columns = list(_row(TrialRecord(0, "WAITING"), names, None, stages))  # a study with no trial yet: no rows
-    return pd.DataFrame([_row(r, names, reruns.get(r.number), stages) for r in trials], columns=columns or None)
+    if not trials:  # a study with no trial yet: the columns, no rows
+        return pd.DataFrame(columns=list(_row(TrialRecord(0, "WAITING"), names, None, stages)))
+    return pd.DataFrame([_row(r, names, reruns.get(r.number), stages) for r in trials])
 
 
 def _row(r: TrialRecord, names: list[str], rerun: int | None, stages: bool = False) -> dict[str, Any]:

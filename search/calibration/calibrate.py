@@ -65,7 +65,7 @@ def check_measurement(row: Measurement, profile: Profile) -> None:
     if not 1 <= row.threads <= unit.max_threads:
         raise UserError(f"threads {row.threads}: unit '{row.unit}' runs 1 to {unit.max_threads}")
     if not 1 <= row.input_size <= 4096 or not (math.isfinite(row.latency_ms) and row.latency_ms > 0):
-        raise UserError("input_size must lie in 1..4096 px and latency_ms be a positive finite number")
+        raise UserError("input_size and latency_ms must be positive (input_size at most 4096 px, latency_ms finite)")
     if not row.model.endswith(".onnx"):
         check_model_name(row.model)
 

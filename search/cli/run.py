@@ -161,7 +161,7 @@ def _study(add: Add, d: RunConfig) -> None:
 def _execution(add: Add, d: RunConfig) -> None:
     from search.config import KEEP_GRAPHS
 
-    add("--workers", type=int, help="trials in parallel (default: number of cores)")
+    add("--workers", type=int, help="trials in parallel (default: the CPUs this process may use)")
     add("--ray-address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of a local Ray")
     add(
         "--heartbeat",

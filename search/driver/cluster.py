@@ -19,6 +19,7 @@ from core.errors import UserError
 # The environment a local Ray is started with (restored afterwards); RAY_AUTH_TOKEN would win over the file.
 LOCAL_ENV = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN")
 WORKER_ENV = {"env_vars": {"OMP_NUM_THREADS": "1"}}
+_TOKEN: dict[str, str] = {}
 
 
 def usable_cpus() -> int:
@@ -80,7 +81,8 @@ def local_ray(workers: int) -> Iterator[None]:
     folder = Path(tempfile.mkdtemp(prefix="search-ray-"))  # mode 0700: this user's alone
     token = folder / "auth_token"
     token.touch(mode=0o600)
-    token.write_text(secrets.token_hex(32))
+    # one token per process: Ray's C++ side reads it once and keeps it for every later local Ray of this process
+    token.write_text(_TOKEN.setdefault("token", secrets.token_hex(32)))
     saved = {key: os.environ.get(key) for key in LOCAL_ENV}
     os.environ.pop("RAY_AUTH_TOKEN", None)
     os.environ.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))

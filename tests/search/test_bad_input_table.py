@@ -75,7 +75,7 @@ CASES = [
     ("compare: --models empty", "compare --models , --out T/cmp", "--models is empty"),
     ("compare: --input-size 4", "compare --models small_cnn --input-size 4 --out T/cmp", "--input-size must be at least 8"),
     ("calibrate: short CSV row", "calibrate --hw pixel7 --measured T/short.csv --out T/p.yaml", "line 2"),
-    ("calibrate: latency_ms nan", "calibrate --hw pixel7 --measured T/nan.csv --out T/p.yaml", "positive finite number"),
+    ("calibrate: latency_ms nan", "calibrate --hw pixel7 --measured T/nan.csv --out T/p.yaml", "must be positive"),
     ("calibrate: CSV not UTF-8", "calibrate --hw pixel7 --measured T/latin1.csv --out T/p.yaml", "is not UTF-8 text"),
     ("calibrate: CSV missing", "calibrate --hw pixel7 --measured T/missing.csv --out T/p.yaml", "not found"),
     ("calibrate: --study unknown", "calibrate --hw pixel7 --measured T/rows.csv --study nosuch --out T/p.yaml", "nosuch"),

@@ -329,7 +329,7 @@ def test_several_devices_give_one_front_each_from_one_search(run_dir):
         assert after.user_attrs["val_top1"] == before.user_attrs["val_top1"]
         predicted = estimate_model(onnx.load(before.user_attrs["onnx"]), profile, unit).latency_ms
         assert after.values[1] == pytest.approx(predicted) and after.values[1] != pytest.approx(before.values[1])
-    assert any((run_dir / f"{STUDY}_rpi4-cpu" / "front").glob("trial_*/model.onnx"))
+    assert any((run_dir / f"{STUDY}@rpi4-cpu" / "front").glob("trial_*/model.onnx"))
 
 
 def test_the_test_split_is_scored_for_every_front_member_and_recipe_only(run_dir):
