@@ -22,22 +22,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import host_line
 
 
-def tree_rss_mb(root: int) -> tuple[float, float]:
-    """Resident memory of ``root`` and all its descendants: (their sum, the largest one), in MB."""
+def tree_rss_mb(root: int) -> dict[str, float]:
+    """Resident memory (MB) of ``root`` and each of its descendants, keyed ``NAME pid N``."""
     import psutil
 
     try:
         parent = psutil.Process(root)
         processes = [parent, *parent.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0, 0.0
-    sizes = []
+        return {}
+    sizes = {}
     for process in processes:
         try:
-            sizes.append(process.memory_info().rss / 2**20)
+            name = "driver" if process.pid == root else " ".join(process.cmdline()[:1]).rpartition("/")[2][:40]
+            sizes[f"{name} pid {process.pid}"] = process.memory_info().rss / 2**20
         except psutil.NoSuchProcess:
             continue
-    return sum(sizes), max(sizes, default=0.0)
+    return sizes
 
 
 def main() -> int:
@@ -57,15 +58,19 @@ def main() -> int:
         cwd = None
     started = time.perf_counter()
     proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL)
-    total_peak = single_peak = 0.0
+    total_peak = 0.0
+    peaks: dict[str, float] = {}
     while proc.poll() is None:
-        total, single = tree_rss_mb(proc.pid)
-        total_peak, single_peak = max(total_peak, total), max(single_peak, single)
+        sizes = tree_rss_mb(proc.pid)
+        total_peak = max(total_peak, sum(sizes.values()))
+        for name, size in sizes.items():
+            peaks[name] = max(peaks.get(name, 0.0), size)
         time.sleep(args.every)
     print(host_line())
+    largest = sorted(peaks.items(), key=lambda item: -item[1])[:4]
     print(
         f"exit {proc.returncode}; wall {time.perf_counter() - started:.0f} s; peak RSS of the process tree "
-        f"{total_peak:.0f} MB (sum), largest single process {single_peak:.0f} MB"
+        f"{total_peak:.0f} MB (sum); largest processes: " + ", ".join(f"{name} {size:.0f} MB" for name, size in largest)
     )
     return proc.returncode
 

@@ -25,13 +25,29 @@ def session(model_bytes: bytes, threads: int = 1) -> onnxruntime.InferenceSessio
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
-def predict(sess: onnxruntime.InferenceSession, dataset: ImageDataset, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and labels of every sample of ``dataset``."""
+# Input bytes per inference batch: the activations of a batch grow with its pixels, so large images go in fewer
+# at a time (at 224 px a batch of 256 held several GB of activations; at 32 px the batch stays 256).
+BATCH_INPUT_BYTES = 16 * 2**20
+
+
+def batch_size_for(dataset: ImageDataset, most: int = 256) -> int:
+    """Images per inference batch for ``dataset``: ``most``, or fewer where they hold more than BATCH_INPUT_BYTES."""
+    if len(dataset) == 0:
+        return most
+    pixels = int(np.prod(tuple(dataset[0][0].shape)))
+    return max(1, min(most, BATCH_INPUT_BYTES // (4 * pixels)))
+
+
+def predict(
+    sess: onnxruntime.InferenceSession, dataset: ImageDataset, batch_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels of every sample of ``dataset`` (``batch_size`` images at a time, default by their size)."""
     from torch.utils.data import DataLoader
 
     name = sess.get_inputs()[0].name
     logits, labels = [], []
-    for images, targets in DataLoader(dataset, batch_size=batch_size):  # type: ignore[arg-type]
+    batch = batch_size or batch_size_for(dataset)
+    for images, targets in DataLoader(dataset, batch_size=batch):  # type: ignore[arg-type]
         logits.append(sess.run(None, {name: images.numpy()})[0])
         labels.append(targets.numpy())
     return np.concatenate(logits), np.concatenate(labels)
