@@ -88,6 +88,34 @@ def study_folder(run_dir: Path, study_name: str) -> Path:
     return run_dir / safe
 
 
+FOLDER_OWNER = ".study"  # in a study folder: the storage and name of the study the folder belongs to
+
+
+def folder_owner(storage: str, study_name: str) -> str:
+    """What a study folder's owner file holds: the storage URL (password hidden by the caller) and the study name."""
+    return f"{storage}\n{study_name}\n"
+
+
+def check_folder_owner(folder: Path, owner: str) -> None:
+    """Refuse a study folder that belongs to another study (same name, another storage): its trial graphs would be
+    overwritten."""
+    marker = folder / FOLDER_OWNER
+    if marker.is_file() and marker.read_text(encoding="utf-8", errors="replace") != owner:
+        other = marker.read_text(encoding="utf-8", errors="replace").strip().replace("\n", "', study '")
+        raise UserError(
+            f"folder '{folder}' belongs to another study (storage '{other}'): pass another --run-dir or --study-name "
+            f"(or delete {marker} if that study was moved here)"
+        )
+
+
+def claim_folder(folder: Path, owner: str) -> None:
+    """Mark ``folder`` as the study's (``check_folder_owner`` first)."""
+    check_folder_owner(folder, owner)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / FOLDER_OWNER).is_file():
+        (folder / FOLDER_OWNER).write_text(owner, encoding="utf-8")
+
+
 def check_one_device(config: RunConfig, command: str) -> None:
     """Refuse a comma list of devices where ``command`` takes one."""
     if "," in config.hw:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.errors import UserError
-from search.config import RunConfig, check_numbers
+from search.config import RunConfig, check_folder_owner, check_numbers, folder_owner, study_folder
 from search.study import StudyInfo
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def resolve_inputs(config: RunConfig) -> Inputs:
     from hw_profiles import load_profile
     from search.data import parse_data
     from search.models import check_model_name, check_pretrained
-    from search.study import check_storage, default_storage, parse_objectives
+    from search.study import check_storage, default_storage, parse_objectives, redact
     from spaces.litert import require_litert
     from spaces.strategies import STRATEGIES
 
@@ -88,6 +88,8 @@ def resolve_inputs(config: RunConfig) -> Inputs:
 
         check_ray_address(config.ray_address)
     study_name = config.study_name or f"{config.model}-{data.kind}-{profile.name}-{unit_name}"
+    storage_url = config.storage or default_storage(run_dir)
+    check_folder_owner(study_folder(run_dir, study_name), folder_owner(redact(storage_url), study_name))
     return Inputs(
         config,
         profile,
@@ -97,7 +99,7 @@ def resolve_inputs(config: RunConfig) -> Inputs:
         objectives,
         data,
         run_dir,
-        config.storage or default_storage(run_dir),
+        storage_url,
         study_name,
         tuple(more),
         litert_host,

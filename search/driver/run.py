@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.config import RunConfig, study_folder
+from search.config import RunConfig, claim_folder, folder_owner, study_folder
 from search.driver.inputs import Inputs, check_same_weights, find_existing_study, resolve_inputs
 from search.driver.prepare import Prepared, prepare
 from search.driver.setup import OpenStudy, open_study
@@ -116,6 +116,7 @@ def run_search(config: RunConfig, console: Console) -> int:
         check_same_weights(existing, file_sha256(Path(config.checkpoint)))
     prepared = prepare(inputs, console)
     opened = open_study(inputs, prepared, existing, console)
+    claim_folder(study_folder(inputs.run_dir, inputs.study_name), folder_owner(redact(inputs.storage_url), inputs.study_name))
     console.print(f"study '{inputs.study_name}' in {redact(inputs.storage_url)}")
     run_trials(inputs, prepared, opened, console)
     report_front(opened.study, inputs.hw, inputs.run_dir, console)

@@ -260,3 +260,25 @@ def test_postgresql_stopped_mid_study_then_resumed_loses_and_repeats_nothing(pos
     assert len(reruns) == len(set(reruns))
     finished = [t for t in trials if t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL and t.number not in reruns)]
     assert len(finished) == 10, [(t.number, t.state, t.user_attrs.get("fail_reason")) for t in trials]
+
+
+def test_no_password_in_any_output(postgres, tmp_path):
+    """A storage URL with a password (the test server trusts loopback, so any password opens it): neither `run`,
+    `studies`, `show`, `pareto` nor an error prints it."""
+    url = postgres.url.replace("optuna@", "optuna:s3cr3t-pw@")
+    outputs = []
+    run = subprocess.run(
+        [sys.executable, "-m", "search.cli", "run", *FAST, "--storage", url, "--study-name", "pw", "--trials", "2",
+         "--strategy", "uncompressed,all-int8", "--run-dir", str(tmp_path)],
+        capture_output=True, text=True, check=False, timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    outputs.append(run.stdout + run.stderr)
+    assert "optuna:***@" in run.stdout  # the study line and the `optuna best-trials` line, password hidden
+    for args in (["studies"], ["show", "pw"], ["pareto", "pw"], ["show", "nosuch"]):
+        shown = subprocess.run(
+            [sys.executable, "-m", "search.cli", *args, "--storage", url], capture_output=True, text=True, check=False
+        )
+        outputs.append(shown.stdout + shown.stderr)
+    assert "no study 'nosuch'" in outputs[-1]
+    assert not [text for text in outputs if "s3cr3t-pw" in text]
