@@ -11,7 +11,9 @@ front without a test score are scored here, on the study's data.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,16 +155,23 @@ def score_untested_front(rows: list[Repriced], directions: list[Any], data_spec:
     return "; ".join(failed)
 
 
-BUILDING = ".rescoring-"  # the name of a rescore being built: TARGET.rescoring-PID
+BUILDING = ".rescoring-"  # the name of a rescore being built: TARGET.rescoring-HOST-PID
+
+
+def building_name(name: str) -> str:
+    """The temporary name this process builds a rescore of ``name`` under."""
+    return f"{name}{BUILDING}{socket.gethostname()}-{os.getpid()}"
 
 
 def drop_abandoned(storage: Any, name: str) -> None:
-    """Delete the half-built rescores of ``name`` whose process is gone (it was killed before the swap)."""
+    """Delete the half-built rescores of ``name`` left by processes of this machine that are gone (killed before
+    the swap); another machine's are its own to clear."""
     import optuna
 
+    mine = f"{name}{BUILDING}{socket.gethostname()}-"
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        prefix, _, pid = summary.study_name.rpartition(BUILDING)
-        if prefix == name and pid.isdigit() and not _alive(int(pid)):
+        pid = summary.study_name.removeprefix(mine)
+        if summary.study_name.startswith(mine) and pid.isdigit() and not _alive(int(pid)):
             optuna.delete_study(study_name=summary.study_name, storage=storage)
 
 
@@ -220,9 +229,14 @@ def rescore(source: optuna.Study, storage: Any, hw: str, name: str | None = None
     trials = [row.frozen() for row in rows]
     info = info.with_(hw=label, objectives=tuple(objectives), profile_version=profile.version, rescored_from=source.study_name)
     drop_abandoned(storage, name)
-    building = f"{name}{BUILDING}{os.getpid()}"  # a kill while it is built leaves the old study whole
-    study = create_study(storage, building, optuna.samplers.RandomSampler(), info)
-    study.add_trials(trials)
-    study = swap_study(storage, study, name)
+    # built under another name, then swapped in: a kill while it is built leaves the old study whole
+    study = create_study(storage, building_name(name), optuna.samplers.RandomSampler(), info)
+    try:
+        study.add_trials(trials)
+        study = swap_study(storage, study, name)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            optuna.delete_study(study_name=building_name(name), storage=storage)
+        raise
     repriced_count = sum(t.state.name == "COMPLETE" for t in trials)
     return Rescored(study, repriced_count, cannot, time.perf_counter() - started, untested)

@@ -78,23 +78,23 @@ def local_ray(workers: int) -> Iterator[None]:
     import tempfile
     from pathlib import Path
 
-    folder = Path(tempfile.mkdtemp(prefix="search-ray-"))  # mode 0700: this user's alone
-    token = folder / "auth_token"
-    token.touch(mode=0o600)
-    # one token per process: Ray's C++ side reads it once and keeps it for every later local Ray of this process
-    token.write_text(_TOKEN.setdefault("token", secrets.token_hex(32)))
-    saved = {key: os.environ.get(key) for key in LOCAL_ENV}
-    os.environ.pop("RAY_AUTH_TOKEN", None)
-    os.environ.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     import ray
     from ray._private import ray_constants
     from ray._raylet import Config  # type: ignore[attr-defined]
 
-    Config.initialize("")  # Ray reads its config once per process: read it again with this environment (Ray does so too)
+    folder = Path(tempfile.mkdtemp(prefix="search-ray-"))  # mode 0700: this user's alone
+    saved = {key: os.environ.get(key) for key in LOCAL_ENV}
     cluster = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time: the node address is 127.0.0.1 even if ray was imported
     try:
+        token = folder / "auth_token"
+        token.touch(mode=0o600)
+        # one token per process: Ray's C++ side reads it once and keeps it for every later local Ray of this process
+        token.write_text(_TOKEN.setdefault("token", secrets.token_hex(32)))
+        os.environ.pop("RAY_AUTH_TOKEN", None)
+        os.environ.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+        os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+        Config.initialize("")  # Ray reads its config once per process: again, with this environment (as Ray does)
+        ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time: the node address is 127.0.0.1
         ray.init(
             address="local",
             num_cpus=workers,

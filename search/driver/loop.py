@@ -131,6 +131,8 @@ class TrialLoop:
         options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0}
         if self.task_memory_mb:  # never more than the cluster has: a task asking for more would wait forever
             options["memory"] = int(min(self.task_memory_mb * 2**20, ray.cluster_resources().get("memory", float("inf"))))
+        # no more tasks in flight than the cluster runs at once: a task's time limit counts from its submission
+        slots = self._slots(options.get("memory"))
         self._remote_evaluate = ray.remote(**options)(self.evaluate)
         self._remote_test = ray.remote(**options)(remote_test)
         self._state_ref = ray.put(self.state)
@@ -140,7 +142,7 @@ class TrialLoop:
             while True:
                 fail_stale_trials(self.study)
                 fail_silent_trials(self.study, grace_period(self.heartbeat_s))
-                while len(pending) < self.workers and self.finished() + self._running_elsewhere(pending) + len(pending) < target:
+                while len(pending) < slots and self.finished() + self._running_elsewhere(pending) + len(pending) < target:
                     ref, flight = self._start(beats)
                     pending[ref] = flight
                 if not pending:
@@ -192,6 +194,16 @@ class TrialLoop:
         beats.remove(flight.trial._trial_id)
         on_update()
 
+    def _slots(self, task_memory: float | None) -> int:
+        """Tasks to keep in flight: ``workers``, or fewer if the cluster has fewer CPUs or less memory for them."""
+        import ray
+
+        resources = ray.cluster_resources()
+        slots = min(self.workers, int(resources.get("CPU", self.workers)))
+        if task_memory:
+            slots = min(slots, int(resources.get("memory", task_memory) // task_memory))
+        return max(1, slots)
+
     def _wait_s(self, pending: dict[Any, InFlight]) -> float:
         """How long to wait for a task: a heartbeat, or less when a task's time limit comes first."""
         if self.timeout_s is None:
@@ -215,8 +227,11 @@ class TrialLoop:
         with contextlib.suppress(Exception):
             ray.cancel(ref, force=True)
         beats.remove(flight.trial._trial_id)
-        what = "scoring its test split" if flight.outcome is not None else "its candidate"
-        outcome = TrialOutcome(error=f"timed out: {what} ran longer than {self.timeout_s:.0f} s (--trial-timeout)")
+        error = f"timed out: {{}} ran longer than {self.timeout_s:.0f} s (--trial-timeout)"
+        if flight.outcome is not None:  # the candidate stands; only its test split is not scored
+            outcome = flight.outcome.with_test(TrialOutcome(error=error.format("scoring its test split")))
+        else:
+            outcome = TrialOutcome(error=error.format("its candidate"))
         if self._running(flight.trial):
             with contextlib.suppress(UpdateFinishedTrialError):
                 self._record(flight.trial, outcome)

@@ -72,7 +72,7 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
             )
         check_same_weights(existing, prepared.weights.sha256)
         if info.data_spec is None:  # a study made before test scoring was held out: rescore needs it
-            info.with_(data_spec=asdict(inputs.data)).write(existing)
+            existing.set_user_attr("data_spec", asdict(inputs.data))
     present = recipes_in(existing) if existing is not None else set()
     plans = strategy_plans_for(inputs, prepared, present, console)  # before the study exists: nothing half-made if it fails
     storage = open_storage(inputs.storage_url, heartbeat_s)

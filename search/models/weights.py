@@ -70,8 +70,11 @@ def prepare_weights(
         log(f"baseline: training {model_name} on {data.label} for {epochs} epochs (no --checkpoint given)")
         torch.manual_seed(data.seed)
         model = build_model(model_name, splits.num_classes, pretrained=pretrained)
-        loss = train(model, splits.train, epochs, TRAIN_LR, data.seed)
-        if not math.isfinite(loss):
+        try:
+            loss = train(model, splits.train, epochs, TRAIN_LR, data.seed)
+        except FloatingPointError:
+            loss = float("nan")
+        if epochs > 0 and not math.isfinite(loss):
             raise UserError(
                 f"training {model_name} diverged (loss {loss}): nothing was cached; pass --checkpoint of trained weights"
             )
