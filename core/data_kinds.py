@@ -29,6 +29,8 @@ class DataKind:
         description: One line for help texts.
         default_path: Where its files are when ``--data`` names no folder (a system package's location).
         own_test_set: Whether it ships a separate test set (then ``--train-size`` subsets only its train part).
+        mirror_invariant: Whether a mirrored image keeps its class (clothes, photos: yes; digits: no); baseline
+            training flips images only where it does.
     """
 
     name: str
@@ -39,6 +41,7 @@ class DataKind:
     description: str = ""
     default_path: str | None = None
     own_test_set: bool = True
+    mirror_invariant: bool = False
 
     @property
     def usage(self) -> str:

@@ -44,9 +44,11 @@ class RunConfig:
     memory_budget_kb: float | None = None
     finetune_epochs: int = Recipe.finetune_epochs
     finetune_lr: float = Recipe.finetune_lr
+    finetune_steps: int = Recipe.finetune_steps
     distill: bool = False
     recovery: str = "ptq"
     baseline_epochs: int = 10
+    device: str = "auto"  # where baseline training and recovery fine-tunes run: auto, cpu or cuda
     max_prune: float = 0.75
     prune_step: float = 0.125
     calibration_size: int = Recipe.calibration_size
@@ -138,6 +140,7 @@ def check_numbers(config: RunConfig) -> None:
     check_at_least("--seed", config.seed, 0)
     check_at_least("--sampler-seed", config.sampler_seed, 0)
     check_at_least("--finetune-epochs", config.finetune_epochs, 0)
+    check_at_least("--finetune-steps", config.finetune_steps, 0)
     check_at_least("--baseline-epochs", config.baseline_epochs, 0)
     check_at_least("--train-size", config.train_size, 1, "image")
     check_at_least("--trial-timeout", config.trial_timeout, 1, "second")

@@ -45,6 +45,7 @@ class TrialJob:
     threads: int = 1
     test: bool = True
     litert_host: bool = False  # also time the candidate's .tflite with LiteRT's XNNPACK on this host
+    device: str = "cpu"  # where the recovery fine-tune runs (cuda: the GPU Ray gave the task)
 
 
 @dataclass
@@ -142,7 +143,7 @@ def evaluate_candidate(job: TrialJob, state: dict) -> TrialOutcome:
             splits = load_splits(job.data)
             model = load_model(job.model.name, job.model.num_classes, state)
         plan = CompressionPlan.from_dict(job.plan)
-        realised = realise(plan, model, splits.train, job.model.input_size, stages=stages)
+        realised = realise(plan, model, splits.train, job.model.input_size, stages=stages, device=job.device)
         graph_bytes = realised.graph.SerializeToString()
         metrics, precisions = score_graph(
             graph_bytes, job.profile, job.unit_name, splits, job.model.input_size, job.threads, stages, job.test

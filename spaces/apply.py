@@ -44,12 +44,13 @@ def prune_and_recover(
     input_size: int,
     analysis: ModelAnalysis | None = None,
     stages: Stages | None = None,
+    device: str = "cpu",
 ) -> nn.Module:
     """The plan's FP32 candidate: a copy of ``model`` (left untouched) with each coupled group's channels removed
     (Torch-Pruning) and, when anything was pruned, a recovery fine-tune on ``train_set`` (distilled from ``model``
     if the recipe says so). With the ``qat`` recovery the fine-tune sees the INT8 layers fake-quantized
     (``spaces.qat``), and runs for an INT8 plan even when nothing was pruned. ``stages`` (if given) receives the
-    seconds of analyse, prune and finetune."""
+    seconds of analyse, prune and finetune. The fine-tune runs on ``device``."""
     import contextlib
 
     import torch
@@ -71,12 +72,15 @@ def prune_and_recover(
         torch.manual_seed(recipe.seed)
         prune(candidate, ratios, example, recipe.round_to)
     int8 = plan.layers_in("int8") if recipe.recovery == "qat" else []
-    if (any(ratios.values()) or int8) and recipe.finetune_epochs > 0:
+    if (any(ratios.values()) or int8) and (recipe.finetune_epochs > 0 or recipe.finetune_steps > 0):
         teacher = model if recipe.distill else None
         with stages.stage("finetune"):
             quantized = fake_quantized(candidate, int8, plan_calibration_images(plan, train_set)) if int8 else None
             with quantized or contextlib.nullcontext():
-                train(candidate, train_set, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed, teacher=teacher)
+                train(
+                    candidate, train_set, recipe.finetune_epochs, recipe.finetune_lr, recipe.seed, teacher=teacher,
+                    steps=recipe.finetune_steps or None, device=device,
+                )  # fmt: skip
     return candidate.eval()
 
 
@@ -100,13 +104,14 @@ def realise(
     input_size: int,
     analysis: ModelAnalysis | None = None,
     stages: Stages | None = None,
+    device: str = "cpu",
 ) -> Realised:
     """Build the candidate of ``plan`` from the uncompressed ``model`` (left untouched).
 
     Steps: :func:`prune_and_recover`; ONNX export with BatchNorm folded; INT8 layers by
     NNCF post-training quantization; FP16 layers by casts (``spaces.realise``); ``onnx.checker``.
     The plan is stored in the graph's metadata (key ``compression_plan``). ``stages`` (if given) receives the
-    seconds of each step: analyse, prune, finetune, export, precisions.
+    seconds of each step: analyse, prune, finetune, export, precisions. The fine-tune runs on ``device``.
     """
     import onnx
 
@@ -115,7 +120,7 @@ def realise(
     from spaces.realise import Calibration, realise_precisions
 
     stages = stages if stages is not None else Stages()
-    candidate = prune_and_recover(plan, model, train_set, input_size, analysis, stages)
+    candidate = prune_and_recover(plan, model, train_set, input_size, analysis, stages, device)
     with stages.stage("export"):
         graph = export_onnx(candidate, input_size)
     layers = {name: plan.layers_in(name) for name in precision_names()}

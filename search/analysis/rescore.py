@@ -195,8 +195,9 @@ def check_replaceable(existing: optuna.Study, source: optuna.Study, replace: boo
     made_from = StudyInfo.of(existing).rescored_from
     if made_from != source.study_name:
         what = f"a rescore of '{made_from}'" if made_from else "not made by `search rescore`"
-        raise UserError(f"study '{name}' is {what}: --replace only replaces a rescore of '{source.study_name}'; "
-                        "pass another --study-name")
+        raise UserError(
+            f"study '{name}' is {what}: --replace only replaces a rescore of '{source.study_name}'; pass another --study-name"
+        )
 
 
 def rescore(source: optuna.Study, storage: Any, hw: str, name: str | None = None, replace: bool = False) -> Rescored:

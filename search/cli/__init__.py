@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from core.errors import UserError
-from search.cli import hw, inspect, replay, run
+from search.cli import hw, inspect, replay, run, train
 from search.cli.common import EXIT_USER_ERROR, Parser
 
 EXIT_LOST_DATABASE = 3  # not the user's input: the database server went away mid-command
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for commands in (run, inspect, replay, hw):
+    for commands in (run, train, inspect, replay, hw):
         commands.add_parsers(sub)
     return parser
 

@@ -12,6 +12,7 @@ from search.cli.common import comma_list, make_console
 if TYPE_CHECKING:
     from search.config import RunConfig
 
+
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The RunConfig of the `search run` options in ``args`` (``--strategy a,b``: only those fixed recipes run)."""
     from search.config import RunConfig
@@ -38,7 +39,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from search.driver.compare import CompareConfig, run_compare
 
     models = tuple(comma_list(args.models, "--models", "model names"))
-    return run_compare(CompareConfig(models, args.out, run_config(args)), make_console())
+    given = frozenset(name for name in ("input_size", "baseline_epochs") if getattr(args, name) is not None)
+    return run_compare(CompareConfig(models, args.out, run_config(args), given), make_console())
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
@@ -162,6 +164,12 @@ def _execution(add: Add, d: RunConfig) -> None:
     from search.config import KEEP_GRAPHS
 
     add("--workers", type=int, help="trials in parallel (default: the CPUs this process may use)")
+    add(
+        "--device",
+        default=d.device,
+        help="where baseline training and recovery fine-tunes run: auto (CUDA where torch sees a GPU), cpu or cuda; "
+        "with CUDA each trial task asks Ray for one GPU",
+    )
     add("--ray-address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of a local Ray")
     add(
         "--heartbeat",
@@ -172,8 +180,7 @@ def _execution(add: Add, d: RunConfig) -> None:
     add(
         "--trial-timeout",
         type=float,
-        help="seconds a trial may run before it is cancelled and recorded as failed (default: 600 + 300 per "
-        "fine-tune epoch)",
+        help="seconds a trial may run before it is cancelled and recorded as failed (default: 600 + 300 per fine-tune epoch)",
     )
     add(
         "--task-memory-mb",
@@ -196,6 +203,13 @@ def _compression(add: Add, d: RunConfig) -> None:
     add("--round-to", type=int, default=d.round_to, help="keep channel counts multiples of this")
     add("--finetune-epochs", type=int, default=d.finetune_epochs, help="recovery fine-tune after pruning")
     add("--finetune-lr", type=float, default=d.finetune_lr)
+    add(
+        "--finetune-steps",
+        type=int,
+        default=d.finetune_steps,
+        help="recovery fine-tune as optimizer steps (batches of 64 drawn from the whole train split); replaces "
+        "--finetune-epochs when above 0",
+    )
     add("--distill", action="store_true", help="distil the fine-tune from the uncompressed model")
     add(
         "--recovery",
@@ -246,6 +260,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_run_arguments(
         p, COMPARE_DEFAULTS, frozenset({*per_model, "--strategy", "--warm-start", "--test-every-trial"})
     )  # compare runs every recipe, tests every trial
+    p.set_defaults(baseline_epochs=None)  # per model (search.driver.compare.MODEL_BASELINES) unless given
     p = sub.add_parser(
         "sensitivity",
         help="per layer, the validation accuracy change when that layer alone goes to a lower precision or is pruned",
@@ -259,5 +274,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     execution |= {"--sampler", "--sampler-seed", "--test-every-trial", "--litert-host", "--trial-timeout", "--keep-graphs"}
     execution |= {"--task-memory-mb"}
     budgets = {"--population", "--max-accuracy-drop", "--latency-budget-ms", "--memory-budget-kb"}
-    budgets |= {"--finetune-epochs", "--finetune-lr", "--distill", "--recovery"}
+    budgets |= {"--finetune-epochs", "--finetune-steps", "--finetune-lr", "--distill", "--recovery"}
     add_run_arguments(p, RunConfig(), frozenset(execution | budgets))

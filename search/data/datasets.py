@@ -236,9 +236,7 @@ class ArrayDataset:
 
 # What a CIFAR pickle may build: numpy arrays and their dtypes (the rest is dicts, lists, bytes and numbers).
 CIFAR_PICKLE_GLOBALS = {
-    (module, name)
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-    for name in ("_reconstruct", "scalar")
+    (module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray") for name in ("_reconstruct", "scalar")
 } | {("numpy", "ndarray"), ("numpy", "dtype")}
 
 
@@ -330,13 +328,37 @@ DATA_KINDS.register(
     DataKind("digits", False, 32, _no_files, _digits, "scikit-learn's 1,797 handwritten digits (embedded)", own_test_set=False)
 )
 DATA_KINDS.register(
-    DataKind("cifar10", True, 32, lambda folder: _cifar_root("cifar10", folder), _cifar, "torchvision's extracted CIFAR-10")
+    DataKind(
+        "cifar10",
+        True,
+        32,
+        lambda folder: _cifar_root("cifar10", folder),
+        _cifar,
+        "torchvision's extracted CIFAR-10",
+        mirror_invariant=True,
+    )
 )
 DATA_KINDS.register(
-    DataKind("cifar100", True, 32, lambda folder: _cifar_root("cifar100", folder), _cifar, "torchvision's extracted CIFAR-100")
+    DataKind(
+        "cifar100",
+        True,
+        32,
+        lambda folder: _cifar_root("cifar100", folder),
+        _cifar,
+        "torchvision's extracted CIFAR-100",
+        mirror_invariant=True,
+    )
 )
 DATA_KINDS.register(
-    DataKind("imagefolder", True, 224, _check_imagefolder, _imagefolder, "train/ and val/ with one folder per class")
+    DataKind(
+        "imagefolder",
+        True,
+        224,
+        _check_imagefolder,
+        _imagefolder,
+        "train/ and val/ with one folder per class",
+        mirror_invariant=True,
+    )
 )
 DATA_KINDS.register(
     DataKind(
@@ -347,6 +369,7 @@ DATA_KINDS.register(
         _idx,
         f"Zalando's 70,000 clothing images (IDX; default folder {FASHION_MNIST_DIR}, Debian's dataset-fashion-mnist)",
         default_path=FASHION_MNIST_DIR,
+        mirror_invariant=True,
     )
 )
 DATA_KINDS.register(

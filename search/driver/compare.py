@@ -28,8 +28,19 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
-# Defaults that keep the five default models under two hours on a 2-core machine (docs/compare.md).
-COMPARE_DEFAULTS = RunConfig(data="fashion-mnist", train_size=2000, trials=20, max_accuracy_drop=1.5, baseline_epochs=15)
+# The comparison's defaults: the whole train split, a 1.0-point budget on validation, recovery fine-tunes of 400
+# optimizer steps (batches of 64 drawn from the whole train split).
+COMPARE_DEFAULTS = RunConfig(data="fashion-mnist", trials=30, max_accuracy_drop=1.0, finetune_steps=400)
+# Per default model, the input size and baseline epochs (`search train`; docs/baselines.md): the depthwise networks
+# at 64 px, where pruning buys latency on a phone (per-op overhead dominates smaller inputs); each baseline in about
+# 30 minutes on 2 cores. A model not listed takes the run's --input-size and --baseline-epochs.
+MODEL_BASELINES = {
+    "resnet18": (32, 20),
+    "resnet50": (32, 7),
+    "mobilenetv2_100": (64, 8),
+    "efficientnet_lite0": (64, 8),
+    "hl_cnn": (32, 15),
+}
 BEST = "front: fastest in budget"
 BEST_SEARCHED = "searched: fastest in budget"
 SEED_SIZE, SEED_LATENCY = -60.0, -30.0  # the seed's claim: 60-70% smaller, 30-40% faster, within 1.5 points
@@ -42,6 +53,7 @@ class CompareConfig:
     models: tuple[str, ...] = ("resnet18", "resnet50", "mobilenetv2_100", "efficientnet_lite0", "hl_cnn")
     out: str = "compare"
     run: RunConfig | None = None
+    given: frozenset[str] = frozenset()  # options set on the command line: they override MODEL_BASELINES
 
 
 @dataclass
@@ -92,7 +104,7 @@ def run_compare(config: CompareConfig, console: Console) -> int:
     check_compare(config, base)
     check_one_device(base, "search compare")
     models = list(dict.fromkeys(config.models))
-    inputs = {model: resolve_inputs(replace(base, model=model)) for model in models}  # all checked before any training
+    inputs = {model: resolve_inputs(model_config(base, model, config.given)) for model in models}  # checked before training
     started = time.time()
     runs, studies = [], {}
     for index, model in enumerate(models, 1):
@@ -111,6 +123,18 @@ def run_compare(config: CompareConfig, console: Console) -> int:
     print_comparison(console, table, runs, hw)
     console.print(f"wrote {', '.join(str(p) for p in written)}; whole comparison {time.time() - started:.0f} s")
     return 0
+
+
+def model_config(base: RunConfig, model: str, given: frozenset[str]) -> RunConfig:
+    """The run options of one model's study: ``base``, with that model's input size and baseline epochs
+    (``MODEL_BASELINES``) unless the command line set them."""
+    size, epochs = MODEL_BASELINES.get(model, (base.input_size, base.baseline_epochs))
+    changes: dict[str, Any] = {"model": model}
+    if "input_size" not in given:
+        changes["input_size"] = size
+    if "baseline_epochs" not in given:
+        changes["baseline_epochs"] = epochs
+    return replace(base, **changes)
 
 
 def reset_peak_rss() -> None:
@@ -309,6 +333,13 @@ def shown_table(table: pd.DataFrame) -> pd.DataFrame:
     return shown.round(3).fillna("")
 
 
+def recovery_text(config: RunConfig) -> str:
+    """The recovery fine-tune of a run, in words."""
+    if config.finetune_steps:
+        return f"{config.finetune_steps} optimizer steps over the whole train split"
+    return f"{config.finetune_epochs} epochs"
+
+
 def markdown_table(frame: pd.DataFrame) -> list[str]:
     """The lines of a Markdown table of ``frame``."""
     lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
@@ -322,8 +353,9 @@ def markdown(table: pd.DataFrame, runs: list[ModelRun], hw: str, config: RunConf
         f"# Comparison on {hw}: {config.data}" + (f", {config.train_size} training images" if config.train_size else ""),
         "",
         f"Budget: validation top-1 within {config.max_accuracy_drop} points of the baseline; {config.trials} trials per "
-        f"model (fixed recipes included); baseline {config.baseline_epochs} epochs, recovery fine-tune "
-        f"{config.finetune_epochs} epochs. Δ columns are vs each model's baseline; latency and energy are predicted on "
+        f"model (fixed recipes included); baselines by `search train` (input size and epochs per model in "
+        f"docs/baselines.md), recovery fine-tune {recovery_text(config)}. Δ columns are vs each model's baseline; "
+        "latency and energy are predicted on "
         f"{hw}, host ms is measured on the machine that ran the trial (onnxruntime, one thread).",
         "",
         *markdown_table(shown_table(table)),

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from hw_profiles.schema import Profile, Unit
     from search.data import DataSpec
 
+
 @dataclass(frozen=True)
 class Inputs:
     """Validated inputs of a run; resolving them writes nothing.
@@ -36,6 +37,7 @@ class Inputs:
     study_name: str
     more_hw: tuple[str, ...] = ()
     litert_host: bool = False
+    device: str = "cpu"
 
     @property
     def identity(self) -> StudyInfo:
@@ -57,10 +59,12 @@ def resolve_inputs(config: RunConfig) -> Inputs:
     from search.data import parse_data
     from search.models import check_model_name, check_pretrained
     from search.study import check_storage, default_storage, parse_objectives, redact
+    from spaces.finetune import resolve_device
     from spaces.litert import require_litert
     from spaces.strategies import STRATEGIES
 
     check_numbers(config)
+    device = resolve_device(config.device)
     SAMPLERS.get(config.sampler)
     for name in config.strategies:
         STRATEGIES.get(name)
@@ -103,6 +107,7 @@ def resolve_inputs(config: RunConfig) -> Inputs:
         study_name,
         tuple(more),
         litert_host,
+        device,
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.errors import UserError
 from search.study import (
     Budgets,
     constraint_values,
@@ -122,13 +123,14 @@ class TrialLoop:
     timeout_s: float | None = None  # a task running longer is cancelled and its trial failed with that reason
     evaluate: Callable[[TrialJob, dict], TrialOutcome] = remote_evaluate  # the work of one trial, run as a Ray task
     task_memory_mb: float | None = None  # memory Ray reserves per task: no more tasks run at once than fit
+    gpus_per_task: float = 0.0  # GPUs Ray gives each task (--device cuda: one); no more tasks run at once than fit
 
     def run(self, target: int, on_update: Callable[[], None]) -> None:
         """Run trials until ``target`` are finished (complete or failed); ``on_update`` after each one."""
         import ray
         from optuna.storages import fail_stale_trials
 
-        options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0}
+        options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0, "num_gpus": self.gpus_per_task}
         if self.task_memory_mb:  # never more than the cluster has: a task asking for more would wait forever
             options["memory"] = int(min(self.task_memory_mb * 2**20, ray.cluster_resources().get("memory", float("inf"))))
         # no more tasks in flight than the cluster runs at once: a task's time limit counts from its submission
@@ -195,11 +197,16 @@ class TrialLoop:
         on_update()
 
     def _slots(self, task_memory: float | None) -> int:
-        """Tasks to keep in flight: ``workers``, or fewer if the cluster has fewer CPUs or less memory for them."""
+        """Tasks to keep in flight: ``workers``, or fewer if the cluster has fewer CPUs, GPUs or memory for them."""
         import ray
 
         resources = ray.cluster_resources()
         slots = min(self.workers, int(resources.get("CPU", self.workers)))
+        if self.gpus_per_task:
+            gpus = int(resources.get("GPU", 0) // self.gpus_per_task)
+            if not gpus:
+                raise UserError("--device cuda: the Ray cluster has no GPU: use --device cpu, or join a cluster with GPUs")
+            slots = min(slots, gpus)
         if task_memory:
             slots = min(slots, int(resources.get("memory", task_memory) // task_memory))
         return max(1, slots)

@@ -32,7 +32,7 @@ def prepare(inputs: Inputs, console: Console) -> Prepared:
     import torch
 
     from search.data import load_splits
-    from search.models import check_input_size, load_model, prepare_weights
+    from search.models import baseline_recipe, check_input_size, load_model, prepare_weights
 
     config, data = inputs.config, inputs.data
     splits = load_splits(data)
@@ -45,9 +45,10 @@ def prepare(inputs: Inputs, console: Console) -> Prepared:
         splits,
         data,
         inputs.run_dir / "baselines",
-        config.baseline_epochs,
+        baseline_recipe(data, config.baseline_epochs),
         config.checkpoint,
         config.pretrained,
+        device=inputs.device,
         log=console.print,
     )
     space = build_space(inputs, weights.model, splits)
@@ -83,6 +84,7 @@ def build_space(inputs: Inputs, model: nn.Module, splits: Splits) -> SearchSpace
     recipe = Recipe(
         finetune_epochs=config.finetune_epochs,
         finetune_lr=config.finetune_lr,
+        finetune_steps=config.finetune_steps,
         distill=config.distill,
         recovery=config.recovery,
         calibration_size=config.calibration_size,

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from search.driver.loop import TrialLoop
+    from spaces.plan import Recipe
 
 
 def trial_loop(inputs: Inputs, prepared: Prepared, opened: OpenStudy) -> TrialLoop:
@@ -32,7 +33,7 @@ def trial_loop(inputs: Inputs, prepared: Prepared, opened: OpenStudy) -> TrialLo
 
     def make_job(plan: dict, test: bool) -> TrialJob:
         job = TrialJob(plan, model_spec, inputs.data, inputs.profile, inputs.unit_name, test=test)
-        return replace(job, litert_host=inputs.litert_host)
+        return replace(job, litert_host=inputs.litert_host, device=inputs.device)
 
     budgets = Budgets(prepared.reference["val_top1"], config.max_accuracy_drop, config.latency_budget_ms, config.memory_budget_kb)
     return TrialLoop(
@@ -46,15 +47,19 @@ def trial_loop(inputs: Inputs, prepared: Prepared, opened: OpenStudy) -> TrialLo
         config.workers or usable_cpus(),
         opened.heartbeat_s,
         config.test_every_trial,
-        config.trial_timeout or trial_time_limit(prepared.space.recipe.finetune_epochs),
+        config.trial_timeout or trial_time_limit(prepared.space.recipe),
         task_memory_mb=config.task_memory_mb,
+        gpus_per_task=1.0 if inputs.device == "cuda" else 0.0,
     )
 
 
-def trial_time_limit(finetune_epochs: int) -> float:
+def trial_time_limit(recipe: Recipe) -> float:
     """Seconds a trial's task may run before it is cancelled and failed (``--trial-timeout`` unset): ten minutes,
-    and five more per recovery fine-tune epoch; a trial of the default study takes seconds."""
-    return 600.0 + 300.0 * finetune_epochs
+    and five more per recovery fine-tune epoch, or two seconds per fine-tune step; a trial of the default study
+    takes seconds."""
+    if recipe.finetune_steps:
+        return 600.0 + 2.0 * recipe.finetune_steps
+    return 600.0 + 300.0 * recipe.finetune_epochs
 
 
 def run_trials(inputs: Inputs, prepared: Prepared, opened: OpenStudy, console: Console) -> None:

@@ -11,11 +11,12 @@ from search.models.factory import (
     load_model,
 )
 from search.models.graphs import input_dims, model_graph
-from search.models.weights import UncompressedWeights, file_sha256, prepare_weights
+from search.models.weights import UncompressedWeights, baseline_recipe, file_sha256, prepare_weights
 
 __all__ = [
     "BUILTIN_MODELS",
     "UncompressedWeights",
+    "baseline_recipe",
     "build_model",
     "check_input_size",
     "check_model_name",

@@ -121,9 +121,7 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
         raise UserError(f"checkpoint '{path}' does not fit the model ({first}): check --model and --checkpoint") from None
 
 
-def load_model(
-    name: str, num_classes: int, weights: str | Path | dict | None = None, pretrained: bool = False
-) -> nn.Module:
+def load_model(name: str, num_classes: int, weights: str | Path | dict | None = None, pretrained: bool = False) -> nn.Module:
     """Model ``name`` with ``weights`` (a checkpoint file, read with ``weights_only=True``, or a state dict), in eval
     mode; the one way the tool builds an uncompressed model and loads its weights."""
     model = build_model(name, num_classes, pretrained=pretrained)

@@ -1,0 +1,69 @@
+"""`search train`: train (or resume, or reuse) the uncompressed baseline of a model on a data set."""
+
+from __future__ import annotations
+
+import argparse
+
+from search.cli.common import make_console
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """search train: the baseline by the standard recipe, cached in RUN_DIR/baselines, resumable after a kill."""
+    from core.errors import check_at_least
+    from search.driver.train import TrainConfig, run_train
+    from spaces.finetune import TrainRecipe
+
+    check_at_least("--epochs", args.epochs, 1)
+    check_at_least("--batch-size", args.batch_size, 1)
+    for flag in ("--lr", "--weight-decay", "--label-smoothing", "--ema-decay", "--warmup"):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        check_at_least(flag, value, 0.0)
+    changes = dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup=args.warmup,
+        label_smoothing=args.label_smoothing,
+        ema_decay=args.ema_decay,
+        crop=not args.no_augment,
+    )
+    if args.no_augment:
+        changes["flip"] = False
+    from search.data import parse_data
+    from search.models import baseline_recipe
+
+    recipe: TrainRecipe = baseline_recipe(parse_data(args.data, args.input_size, args.seed, args.train_size), **changes)
+    config = TrainConfig(args.model, args.data, args.input_size, args.train_size or None, args.seed, args.run_dir,
+                         args.device, recipe)  # fmt: skip
+    return run_train(config, make_console())
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """`search train`."""
+    from search.config import RunConfig
+    from search.data import data_usage
+    from spaces.finetune import DEVICES, TrainRecipe
+
+    d, r = RunConfig(), TrainRecipe()
+    p = sub.add_parser(
+        "train",
+        help="train the uncompressed baseline of a model once (standard recipe, cached, resumable) for run and compare",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="small_cnn, hl_cnn, any timm model, torchvision:NAME")
+    p.add_argument("--data", default=d.data, help=f"data set: {data_usage()}")
+    p.add_argument("--input-size", type=int, help="input resolution (default: the data set's)")
+    p.add_argument("--train-size", type=int, help="train on a seeded subset of this many images (default: all)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the data split, initial weights and batches")
+    p.add_argument("--run-dir", default=d.run_dir, help="the baseline is cached in RUN_DIR/baselines")
+    p.add_argument("--device", default=d.device, help="auto (CUDA where torch sees a GPU), cpu or cuda")
+    p.add_argument("--epochs", type=int, default=r.epochs, help="passes over the train split")
+    p.add_argument("--batch-size", type=int, default=r.batch_size)
+    p.add_argument("--lr", type=float, default=r.lr, help="peak AdamW learning rate")
+    p.add_argument("--weight-decay", type=float, default=r.weight_decay)
+    p.add_argument("--warmup", type=float, default=r.warmup, help="share of the steps with a rising learning rate")
+    p.add_argument("--label-smoothing", type=float, default=r.label_smoothing)
+    p.add_argument("--ema-decay", type=float, default=r.ema_decay, help="weight average (0: none); ships if better on val")
+    p.add_argument("--no-augment", action="store_true", help="no random crops or flips")
+    p.set_defaults(func=cmd_train, devices=DEVICES)
