@@ -21,6 +21,19 @@ PROBLEMS: dict[str, RunConfig] = {
     "default": RunConfig(),
     # 1,000 training images and a one-epoch recovery fine-tune keep a ResNet-18 trial near 15 s on one core.
     "resnet18-fashion": RunConfig(model="resnet18", data="fashion-mnist", train_size=1000, baseline_epochs=15, finetune_epochs=1),
+    # The strong-baseline problems (pass --checkpoint of `search train`'s weights): the whole train split, a
+    # 1.0-point budget and recovery fine-tunes of 400 steps, as `search compare` runs them.
+    "mobilenetv2-fashion": RunConfig(
+        model="mobilenetv2_100",
+        data="fashion-mnist",
+        input_size=64,
+        baseline_epochs=8,
+        finetune_steps=400,
+        max_accuracy_drop=1.0,
+    ),
+    "hl_cnn-fashion": RunConfig(
+        model="hl_cnn", data="fashion-mnist", input_size=32, baseline_epochs=15, finetune_steps=400, max_accuracy_drop=1.0
+    ),
 }
 # A front point counts only if it keeps val top-1 within this many points of the uncompressed model and is faster
 # than it: the hypervolume's reference point is (uncompressed val top-1 - ACCURACY_FLOOR, uncompressed latency).

@@ -8,6 +8,10 @@ in one SQLite file per problem: an interrupted benchmark resumes where it stoppe
 
     python bench/samplers.py                                   # default problem, all samplers, seeds 0-2
     python bench/samplers.py --problem resnet18-fashion --samplers nsga2,random --trials 50
+    python bench/samplers.py --problem mobilenetv2-fashion --checkpoint W.pt --spaces flat,segmented --samplers gp,random
+
+``--spaces flat,segmented`` runs every sampler in both spaces (rows ``SAMPLER`` and ``SAMPLER/segmented``);
+``--checkpoint`` takes the problem's uncompressed weights from `search train` instead of training them again.
 """
 
 from __future__ import annotations
@@ -46,14 +50,17 @@ def run_studies(args: argparse.Namespace, out: Path) -> tuple[dict[str, list[lis
     from spaces.strategies import STRATEGIES
 
     storage = f"sqlite:///{out / 'studies.db'}"
-    base = replace(PROBLEMS[args.problem], run_dir=str(out), storage=storage, workers=args.workers)
+    base = replace(PROBLEMS[args.problem], run_dir=str(out), storage=storage, workers=args.workers, checkpoint=args.checkpoint)
     recipes = replace(base, study_name=f"{args.problem}-recipes", strategies=tuple(STRATEGIES.names()), search=False)
     runs: list[tuple[str, RunConfig]] = [("recipes", recipes)]
-    for sampler in args.samplers:
-        trials = args.random_trials if sampler == "random" else args.trials
-        for seed in args.seeds:
-            name = f"{args.problem}-{sampler}-s{seed}"
-            runs.append((sampler, replace(base, study_name=name, sampler=sampler, sampler_seed=seed, trials=trials)))
+    for space in args.spaces:
+        for sampler in args.samplers:
+            trials = args.random_trials if sampler == "random" else args.trials
+            label = sampler if space == "flat" else f"{sampler}/{space}"
+            for seed in args.seeds:
+                name = f"{args.problem}-{sampler}-s{seed}" if space == "flat" else f"{args.problem}-{space}-{sampler}-s{seed}"
+                config = replace(base, study_name=name, sampler=sampler, sampler_seed=seed, trials=trials, space=space)
+                runs.append((label, config))
     results: dict[str, list[list[Point | None]]] = {}
     reference = None
     for sampler, config in runs:
@@ -84,7 +91,7 @@ def trials_to_reach(points: list[Point | None], reference: Point, target: float)
 
 def report(args: argparse.Namespace, results: dict[str, list[list[Point | None]]], reference: Point, out: Path) -> None:
     """Print and write the table (CSV, Markdown) and the plot (HTML) of hypervolume per budget."""
-    random_runs = [pts for pts in results.get("random", []) if len(pts) >= args.random_trials]
+    random_runs = [pts for pts in results.get("random", []) if len(pts) >= args.random_trials]  # in the flat space
     random_full = [hypervolume([p for p in pts if p], reference) for pts in random_runs]
     target_base = args.target_hv or (statistics.median(random_full) if random_full else None)
     budgets = sorted({*args.budgets, args.random_trials})
@@ -149,6 +156,8 @@ def main() -> None:
     parser.add_argument("--problem", choices=sorted(PROBLEMS), default="default")
     parser.add_argument("--samplers", type=lambda s: s.split(","), default=["nsga2", "tpe", "gp", "random"])
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
+    parser.add_argument("--spaces", type=lambda s: s.split(","), default=["flat"], help="flat, segmented or both")
+    parser.add_argument("--checkpoint", help="the problem's uncompressed weights (from `search train`)")
     parser.add_argument("--budgets", type=lambda s: [int(x) for x in s.split(",")], default=[10, 20, 50, 100])
     parser.add_argument("--trials", type=int, default=100, help="trials per study of every sampler but random")
     parser.add_argument("--random-trials", type=int, default=200)

@@ -45,11 +45,14 @@ class RunConfig:
     finetune_epochs: int = Recipe.finetune_epochs
     finetune_lr: float = Recipe.finetune_lr
     finetune_steps: int = Recipe.finetune_steps
+    bn_batches: int = Recipe.bn_batches
     distill: bool = False
     recovery: str = "ptq"
     baseline_epochs: int = 10
     device: str = "auto"  # where baseline training and recovery fine-tunes run: auto, cpu or cuda
     max_prune: float = 0.75
+    space: str = "flat"  # "flat": a ratio per group and a precision per layer; "segmented": spaces.segmented
+    segments: int = 4  # precision segments of the segmented space
     prune_step: float = 0.125
     calibration_size: int = Recipe.calibration_size
     round_to: int = Recipe.round_to
@@ -141,6 +144,8 @@ def check_numbers(config: RunConfig) -> None:
     check_at_least("--sampler-seed", config.sampler_seed, 0)
     check_at_least("--finetune-epochs", config.finetune_epochs, 0)
     check_at_least("--finetune-steps", config.finetune_steps, 0)
+    check_at_least("--segments", config.segments, 1)
+    check_at_least("--bn-batches", config.bn_batches, 0)
     check_at_least("--baseline-epochs", config.baseline_epochs, 0)
     check_at_least("--train-size", config.train_size, 1, "image")
     check_at_least("--trial-timeout", config.trial_timeout, 1, "second")

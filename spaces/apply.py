@@ -56,7 +56,7 @@ def prune_and_recover(
     import torch
 
     from core.timing import Stages
-    from spaces.finetune import train
+    from spaces.finetune import reestimate_batchnorm, train
     from spaces.pruning import group_ratios, prune
     from spaces.qat import fake_quantized
 
@@ -71,6 +71,9 @@ def prune_and_recover(
         candidate = copy.deepcopy(model).eval()
         torch.manual_seed(recipe.seed)
         prune(candidate, ratios, example, recipe.round_to)
+    if any(ratios.values()) and recipe.bn_batches:
+        with stages.stage("finetune"):
+            reestimate_batchnorm(candidate, train_set, recipe.bn_batches, recipe.seed)
     int8 = plan.layers_in("int8") if recipe.recovery == "qat" else []
     if (any(ratios.values()) or int8) and (recipe.finetune_epochs > 0 or recipe.finetune_steps > 0):
         teacher = model if recipe.distill else None

@@ -293,6 +293,31 @@ def fit(
     return run.progress
 
 
+def reestimate_batchnorm(model: nn.Module, dataset: ImageDataset, count: int, seed: int, batch_size: int = 64) -> None:
+    """Recompute every BatchNorm layer's running statistics of ``model`` as the plain average over ``count`` batches
+    of ``dataset`` (no weight changes): a pruned model's statistics no longer match its channels, and this is the
+    cheapest repair (the cheap fidelity's first step)."""
+    import torch
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms or count <= 0:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches seen
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for done, (images, _) in enumerate(batches(dataset, batch_size, generator)):
+            if done >= count:
+                break
+            model(images)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.eval()
+
+
 def train(
     model: nn.Module,
     dataset: ImageDataset,

@@ -51,13 +51,14 @@ class LayerPlan:
 @dataclass(frozen=True)
 class Recipe:
     """How a plan is realised: recovery fine-tune (``finetune_steps`` optimizer steps over the train split when
-    given, else ``finetune_epochs`` passes; ``ptq``: in FP32, then INT8 by post-training quantization;
-    ``qat``: with the INT8 layers fake-quantized, see ``spaces.qat``), calibration and INT8 quantizer, channel
-    rounding, seed."""
+    given, else ``finetune_epochs`` passes, after ``bn_batches`` batches of BatchNorm re-estimation; ``ptq``: in
+    FP32, then INT8 by post-training quantization; ``qat``: with the INT8 layers fake-quantized, see
+    ``spaces.qat``), calibration and INT8 quantizer, channel rounding, seed."""
 
     finetune_epochs: int = 3
     finetune_lr: float = 3e-3
     finetune_steps: int = 0  # > 0: that many optimizer steps over the whole train split instead of epochs
+    bn_batches: int = 0  # > 0: BatchNorm statistics re-estimated on that many batches after pruning
     distill: bool = False
     calibration_size: int = 128
     round_to: int = 4
@@ -70,6 +71,7 @@ class Recipe:
 
         whole(self.finetune_epochs, "finetune_epochs", 0, 1000)
         whole(self.finetune_steps, "finetune_steps", 0, 10_000_000)
+        whole(self.bn_batches, "bn_batches", 0, 1_000_000)
         number(self.finetune_lr, "finetune_lr", 0.0, float("inf"))
         whole(self.calibration_size, "calibration_size", 1, 100_000)
         whole(self.round_to, "round_to", 1, 1024)

@@ -198,6 +198,15 @@ def _execution(add: Add, d: RunConfig) -> None:
 
 
 def _compression(add: Add, d: RunConfig) -> None:
+    add(
+        "--space",
+        choices=("flat", "segmented"),
+        default=d.space,
+        help="flat: a prune ratio per coupled group and a precision per layer; segmented: one global prune ratio with "
+        "per-group deviations of up to two grid steps, and one precision per segment of layers (the uniform recipes "
+        "are neighbours of searched plans)",
+    )
+    add("--segments", type=int, default=d.segments, help="precision segments of the segmented space (layers in order)")
     add("--max-prune", type=float, default=d.max_prune, help="largest prune ratio per group")
     add("--prune-step", type=float, default=d.prune_step, help="grid step of prune ratios")
     add("--round-to", type=int, default=d.round_to, help="keep channel counts multiples of this")
@@ -211,6 +220,12 @@ def _compression(add: Add, d: RunConfig) -> None:
         "--finetune-epochs when above 0",
     )
     add("--distill", action="store_true", help="distil the fine-tune from the uncompressed model")
+    add(
+        "--bn-batches",
+        type=int,
+        default=d.bn_batches,
+        help="re-estimate BatchNorm statistics on this many train batches after pruning, before the fine-tune",
+    )
     add(
         "--recovery",
         choices=("ptq", "qat"),
@@ -274,5 +289,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     execution |= {"--sampler", "--sampler-seed", "--test-every-trial", "--litert-host", "--trial-timeout", "--keep-graphs"}
     execution |= {"--task-memory-mb"}
     budgets = {"--population", "--max-accuracy-drop", "--latency-budget-ms", "--memory-budget-kb"}
-    budgets |= {"--finetune-epochs", "--finetune-steps", "--finetune-lr", "--distill", "--recovery"}
+    budgets |= {"--finetune-epochs", "--finetune-steps", "--finetune-lr", "--distill", "--recovery", "--bn-batches"}
     add_run_arguments(p, RunConfig(), frozenset(execution | budgets))

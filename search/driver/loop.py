@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from search.study.records import (
     INTERRUPTED,
     STRATEGY,
     TEST_ERROR,
+    fixed_layers,
     recipe_changes,
     store_failure,
     store_plan,
@@ -35,6 +36,7 @@ from search.study.records import (
     store_worker,
 )
 from search.worker import TrialJob, TrialOutcome, remote_evaluate, remote_test
+from spaces.plan import CompressionPlan
 
 if TYPE_CHECKING:
     import optuna
@@ -172,7 +174,10 @@ class TrialLoop:
         trial = self.study.ask()
         try:
             beats.add(trial._trial_id)
-            plan = self.space.suggest(trial)
+            plan = self.space.suggest(trial)  # also for a fixed plan: the sampler sees the point nearest to it
+            fixed = fixed_layers(trial)
+            if fixed is not None:
+                plan = CompressionPlan.from_dict({"layers": fixed, "recipe": asdict(plan.recipe)})
             plan = replace(plan, recipe=replace(plan.recipe, **recipe_changes(trial)))
             store_plan(trial, plan.to_dict(), f"{socket.gethostname()} pid {os.getpid()}")
             job = self.make_job(plan.to_dict(), self.test_every_trial or bool(trial.user_attrs.get(STRATEGY)))

@@ -76,6 +76,7 @@ def build_space(inputs: Inputs, model: nn.Module, splits: Splits) -> SearchSpace
     from spaces.analysis import analyse
     from spaces.apply import quantizable_layers
     from spaces.plan import Recipe
+    from spaces.segmented import SegmentedSpace
     from spaces.space import SearchSpace
 
     config, size = inputs.config, inputs.data.input_size
@@ -85,13 +86,14 @@ def build_space(inputs: Inputs, model: nn.Module, splits: Splits) -> SearchSpace
         finetune_epochs=config.finetune_epochs,
         finetune_lr=config.finetune_lr,
         finetune_steps=config.finetune_steps,
+        bn_batches=config.bn_batches,
         distill=config.distill,
         recovery=config.recovery,
         calibration_size=config.calibration_size,
         round_to=config.round_to,
         seed=config.seed,
     )
-    return SearchSpace.build(
+    space = SearchSpace.build(
         analyse(model, torch.zeros(1, 3, size, size)),
         list(inputs.unit.precisions),
         quantizable,
@@ -99,6 +101,7 @@ def build_space(inputs: Inputs, model: nn.Module, splits: Splits) -> SearchSpace
         config.prune_step,
         recipe,
     )
+    return SegmentedSpace.of(space, config.segments) if config.space == "segmented" else space
 
 
 def reference_accuracy(model: nn.Module, splits: Splits, input_size: int) -> dict[str, float]:

@@ -138,10 +138,14 @@ def strategy_plans_for(inputs: Inputs, prepared: Prepared, present: set[str], co
 
 
 def enqueue_recipes(study: optuna.Study, space: SearchSpace, plans: dict[str, CompressionPlan]) -> None:
-    """Enqueue each fixed recipe's plan, with the recipe changes it needs (another quantizer) as a trial attribute."""
+    """Enqueue each fixed recipe's plan, with the recipe changes it needs (another quantizer) as a trial attribute;
+    a plan the space has no point for (a per-layer recipe in the segmented space) is enqueued at its nearest point
+    and carries its own layers."""
     from search.study.records import strategy_attrs
+    from spaces.segmented import represents
 
     base = asdict(space.recipe)
     for name, plan in plans.items():
         changes = {key: value for key, value in asdict(plan.recipe).items() if base[key] != value}
-        study.enqueue_trial(space.params(plan), user_attrs=strategy_attrs(name, changes))
+        layers = None if represents(space, plan) else plan.to_dict()["layers"]
+        study.enqueue_trial(space.params(plan), user_attrs=strategy_attrs(name, changes, layers))

@@ -20,9 +20,10 @@ if TYPE_CHECKING:
 # user attribute keys of a trial
 PLAN, STRATEGY, RECIPE, PRECISIONS, ONNX = "plan", "baseline", "recipe_changes", "precisions", "onnx"
 DRIVER, WORKER, FAIL_REASON, TEST_ERROR = "driver", "worker", "fail_reason", "test_error"
-NOT_METRICS = {PLAN, STRATEGY, RECIPE, PRECISIONS, ONNX, DRIVER, WORKER, FAIL_REASON, TEST_ERROR}
+FIXED_LAYERS = "fixed_layers"  # a fixed recipe's own per-layer plan, where the space has no point for it
+NOT_METRICS = {PLAN, STRATEGY, RECIPE, FIXED_LAYERS, PRECISIONS, ONNX, DRIVER, WORKER, FAIL_REASON, TEST_ERROR}
 # What a rerun of an interrupted trial keeps of it: what the candidate is, not what happened to it.
-CARRIED = (PLAN, STRATEGY, RECIPE)
+CARRIED = (PLAN, STRATEGY, RECIPE, FIXED_LAYERS)
 UNCOMPRESSED = "uncompressed"
 # Recipe names studies made before the fixed recipes were named as strategies (read as their new names).
 LEGACY_NAMES = {"uniform-prune-25": "prune-uniform-25", "uniform-prune-50": "prune-uniform-50"}
@@ -167,9 +168,22 @@ def store_result(trial: optuna.Trial, metrics: dict[str, float], precisions: dic
         trial.set_user_attr(key, value)
 
 
-def strategy_attrs(name: str, recipe_changes: dict[str, Any] | None = None) -> dict[str, Any]:
-    """User attributes of an enqueued fixed recipe (strategy): its name and the changes to the study's recipe it needs."""
-    return {STRATEGY: name, RECIPE: recipe_changes} if recipe_changes else {STRATEGY: name}
+def strategy_attrs(
+    name: str, recipe_changes: dict[str, Any] | None = None, layers: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """User attributes of an enqueued fixed recipe (strategy): its name, the changes to the study's recipe it needs,
+    and its own per-layer plan where the space has no point for it."""
+    attrs: dict[str, Any] = {STRATEGY: name}
+    if recipe_changes:
+        attrs[RECIPE] = recipe_changes
+    if layers:
+        attrs[FIXED_LAYERS] = layers
+    return attrs
+
+
+def fixed_layers(trial: optuna.Trial) -> dict[str, Any] | None:
+    """The per-layer plan an enqueued strategy carries because the space has no point for it (else None)."""
+    return trial.user_attrs.get(FIXED_LAYERS)
 
 
 def recipe_changes(trial: optuna.Trial) -> dict[str, Any]:

@@ -97,3 +97,14 @@ def test_cuda_is_refused_where_torch_sees_no_gpu():
 def test_training_on_cuda_ends_on_the_cpu(digits, tiny_cnn):
     _fit(tiny_cnn, digits, device="cuda")
     assert all(p.device.type == "cpu" for p in tiny_cnn.parameters())
+
+
+def test_batchnorm_reestimation_matches_the_data_and_keeps_the_weights(digits, tiny_cnn):
+    from spaces.finetune import reestimate_batchnorm
+
+    norm = next(m for m in tiny_cnn.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    weights = [p.clone() for p in tiny_cnn.parameters()]
+    reestimate_batchnorm(tiny_cnn, digits.train, count=4, seed=0)
+    assert norm.momentum == 0.1 and not tiny_cnn.training
+    assert norm.num_batches_tracked.item() == 4 and not torch.allclose(norm.running_mean, torch.zeros_like(norm.running_mean))
+    assert all(torch.equal(a, b) for a, b in zip(weights, tiny_cnn.parameters(), strict=True))
