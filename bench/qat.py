@@ -30,7 +30,7 @@ def main() -> int:
     from bench.common import host_line, markdown_table
     from evaluators.onnx_runtime import evaluate, session
     from search.data import load_splits, parse_data
-    from search.models import baseline_recipe, prepare_weights
+    from search.models import baseline_recipe, build_model, prepare_weights
     from search.worker import limit_threads
     from spaces.analysis import analyse
     from spaces.apply import quantizable_layers, realise
@@ -55,7 +55,14 @@ def main() -> int:
         data = parse_data(data_name, None, 0, train_size)
         splits = load_splits(data)
         cache = Path(args.run_dir) / "baselines"
-        baseline = prepare_weights(model_name, splits, data, cache, baseline_recipe(data, args.baseline_epochs), log=print)
+        baseline = prepare_weights(
+            model_name,
+            splits,
+            data,
+            cache,
+            baseline_recipe(data, args.baseline_epochs, build_model(model_name, splits.num_classes)),
+            log=print,
+        )
         model, size = baseline.model.eval(), data.input_size
         reference = evaluate(session(export_onnx(model, size).SerializeToString()), splits.test)["top1"]
         recipe = Recipe(finetune_epochs=args.finetune_epochs)

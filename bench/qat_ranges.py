@@ -92,7 +92,7 @@ def main() -> int:
 
     from bench.common import host_line
     from search.data import load_splits, parse_data
-    from search.models import baseline_recipe, prepare_weights
+    from search.models import baseline_recipe, build_model, prepare_weights
     from search.worker import limit_threads
     from spaces.analysis import analyse
     from spaces.apply import plan_calibration_images, prune_and_recover, quantizable_layers
@@ -105,7 +105,14 @@ def main() -> int:
     data = parse_data("fashion-mnist", None, 0, 2000)
     splits = load_splits(data)
     cache = ROOT / "bench" / "out" / "qat" / "baselines"
-    model = prepare_weights("mobilenetv2_100", splits, data, cache, baseline_recipe(data, 15), log=print).model.eval()
+    model = prepare_weights(
+        "mobilenetv2_100",
+        splits,
+        data,
+        cache,
+        baseline_recipe(data, 15, build_model("mobilenetv2_100", splits.num_classes)),
+        log=print,
+    ).model.eval()
     size = data.input_size
     space = SearchSpace.build(
         analyse(model, torch.zeros(1, 3, size, size)), ["fp32", "int8"], quantizable_layers(model, splits.train, size)

@@ -9,13 +9,15 @@ from search.cli.common import make_console
 
 def cmd_train(args: argparse.Namespace) -> int:
     """search train: the baseline by the standard recipe, cached in RUN_DIR/baselines, resumable after a kill."""
-    from core.errors import check_at_least
+    from core.errors import UserError, check_at_least
     from search.driver.train import TrainConfig, run_train
     from spaces.finetune import TrainRecipe
 
     check_at_least("--epochs", args.epochs, 1)
     check_at_least("--batch-size", args.batch_size, 1)
-    for flag in ("--lr", "--weight-decay", "--label-smoothing", "--ema-decay", "--warmup"):
+    if args.lr is not None and not args.lr > 0:
+        raise UserError(f"--lr {args.lr} must be above 0")
+    for flag in ("--weight-decay", "--label-smoothing", "--ema-decay", "--warmup"):
         value = getattr(args, flag[2:].replace("-", "_"))
         check_at_least(flag, value, 0.0)
     changes = dict(
@@ -26,14 +28,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         label_smoothing=args.label_smoothing,
         ema_decay=args.ema_decay,
-        crop=not args.no_augment,
+        crop=args.augment,
+        flip=args.augment,
     )
-    if args.no_augment:
-        changes["flip"] = False
     from search.data import parse_data
-    from search.models import baseline_recipe
+    from search.models import baseline_recipe, build_model, check_model_name
 
-    recipe: TrainRecipe = baseline_recipe(parse_data(args.data, args.input_size, args.seed, args.train_size), **changes)
+    check_model_name(args.model)
+    data = parse_data(args.data, args.input_size, args.seed, args.train_size)
+    recipe: TrainRecipe = baseline_recipe(data, model=build_model(args.model, 10), **changes)
     config = TrainConfig(args.model, args.data, args.input_size, args.train_size or None, args.seed, args.run_dir,
                          args.device, recipe)  # fmt: skip
     return run_train(config, make_console())
@@ -43,7 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """`search train`."""
     from search.config import RunConfig
     from search.data import data_usage
-    from spaces.finetune import DEVICES, TrainRecipe
+    from spaces.finetune import DEPTHWISE_LR, DEVICES, TrainRecipe
 
     d, r = RunConfig(), TrainRecipe()
     p = sub.add_parser(
@@ -60,10 +63,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=d.device, help="auto (CUDA where torch sees a GPU), cpu or cuda")
     p.add_argument("--epochs", type=int, default=r.epochs, help="passes over the train split")
     p.add_argument("--batch-size", type=int, default=r.batch_size)
-    p.add_argument("--lr", type=float, default=r.lr, help="peak AdamW learning rate")
+    p.add_argument(
+        "--lr",
+        type=float,
+        help=f"peak AdamW learning rate (default: {DEPTHWISE_LR:g} for networks with depthwise convolutions, else {r.lr:g})",
+    )
     p.add_argument("--weight-decay", type=float, default=r.weight_decay)
     p.add_argument("--warmup", type=float, default=r.warmup, help="share of the steps with a rising learning rate")
     p.add_argument("--label-smoothing", type=float, default=r.label_smoothing)
     p.add_argument("--ema-decay", type=float, default=r.ema_decay, help="weight average (0: none); ships if better on val")
-    p.add_argument("--no-augment", action="store_true", help="no random crops or flips")
+    p.add_argument("--augment", action="store_true", help="random crops, and mirror flips where the data's classes allow them")
     p.set_defaults(func=cmd_train, devices=DEVICES)

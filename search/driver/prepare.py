@@ -37,7 +37,8 @@ def prepare(inputs: Inputs, console: Console) -> Prepared:
     config, data = inputs.config, inputs.data
     splits = load_splits(data)
     # a checkpoint that does not fit, or an input too small for the network, fails before anything is written
-    check_input_size(load_model(config.model, splits.num_classes, config.checkpoint), config.model, data.input_size)
+    model = load_model(config.model, splits.num_classes, config.checkpoint)
+    check_input_size(model, config.model, data.input_size)
     inputs.run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(os.cpu_count() or 1)
     weights = prepare_weights(
@@ -45,7 +46,7 @@ def prepare(inputs: Inputs, console: Console) -> Prepared:
         splits,
         data,
         inputs.run_dir / "baselines",
-        baseline_recipe(data, config.baseline_epochs),
+        baseline_recipe(data, config.baseline_epochs, model),
         config.checkpoint,
         config.pretrained,
         device=inputs.device,

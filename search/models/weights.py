@@ -37,12 +37,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def baseline_recipe(data: DataSpec, epochs: int, **changes: Any) -> TrainRecipe:
-    """The baseline training recipe for ``data`` (mirror flips only where its classes are mirror-invariant)."""
+def baseline_recipe(data: DataSpec, epochs: int, model: nn.Module, **changes: Any) -> TrainRecipe:
+    """The baseline training recipe of ``model`` on ``data``: its family's learning rate unless ``changes`` set one;
+    mirror flips (when asked for) only where the data's classes are mirror-invariant."""
     from core.data_kinds import DATA_KINDS
-    from spaces.finetune import TrainRecipe
+    from spaces.finetune import TrainRecipe, family_lr
 
-    changes.setdefault("flip", DATA_KINDS.get(data.kind).mirror_invariant)
+    if changes.get("lr") is None:
+        changes["lr"] = family_lr(model)
+    changes["flip"] = bool(changes.get("flip")) and DATA_KINDS.get(data.kind).mirror_invariant
     return TrainRecipe(epochs=epochs, **changes)
 
 

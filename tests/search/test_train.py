@@ -63,9 +63,10 @@ def test_a_killed_training_resumes_from_its_last_epoch(tmp_path):
 
 def test_mirror_flips_follow_the_data_kind(tmp_path):
     folder = fake_idx_folder(tmp_path / "set", train=120, test=20)
-    mnist_like = _cli("train", *ARGS, "--data", f"idx:{folder}", "--epochs", "1", "--run-dir", "a", cwd=tmp_path)
+    mnist_like = _cli("train", *ARGS, "--data", f"idx:{folder}", "--epochs", "1", "--augment", "--run-dir", "a", cwd=tmp_path)
     assert mnist_like.returncode == 0, mnist_like.stderr
-    assert _record(tmp_path / "a")["recipe"]["flip"] is False
+    recipe = _record(tmp_path / "a")["recipe"]
+    assert recipe["crop"] is True and recipe["flip"] is False  # digits are not mirror-invariant
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,7 @@ def test_mirror_flips_follow_the_data_kind(tmp_path):
     [
         (["--model", "nosuchnet"], "unknown model 'nosuchnet'"),
         (["--model", "small_cnn", "--epochs", "0"], "--epochs must be at least 1"),
-        (["--model", "small_cnn", "--lr", "-1"], "--lr must be at least 0"),
+        (["--model", "small_cnn", "--lr", "-1"], "--lr -1.0 must be above 0"),
         (["--model", "small_cnn", "--device", "tpu"], "--device 'tpu' is not one of auto, cpu, cuda"),
         (["--model", "small_cnn", "--data", "idx:nowhere"], "idx data not found"),
     ],

@@ -108,3 +108,9 @@ def test_batchnorm_reestimation_matches_the_data_and_keeps_the_weights(digits, t
     assert norm.momentum == 0.1 and not tiny_cnn.training
     assert norm.num_batches_tracked.item() == 4 and not torch.allclose(norm.running_mean, torch.zeros_like(norm.running_mean))
     assert all(torch.equal(a, b) for a, b in zip(weights, tiny_cnn.parameters(), strict=True))
+
+
+def test_depthwise_networks_train_at_the_higher_rate(tiny_cnn, tiny_hlcnn):
+    from spaces.finetune import DEPTHWISE_LR, family_lr
+
+    assert family_lr(tiny_hlcnn) == DEPTHWISE_LR and family_lr(tiny_cnn) == TrainRecipe.lr
