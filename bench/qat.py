@@ -60,7 +60,7 @@ def main() -> int:
             splits,
             data,
             cache,
-            baseline_recipe(data, args.baseline_epochs, build_model(model_name, splits.num_classes)),
+            baseline_recipe(data, args.baseline_epochs, build_model(model_name, splits.num_classes), len(splits.train)),
             log=print,
         )
         model, size = baseline.model.eval(), data.input_size

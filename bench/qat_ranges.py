@@ -110,7 +110,7 @@ def main() -> int:
         splits,
         data,
         cache,
-        baseline_recipe(data, 15, build_model("mobilenetv2_100", splits.num_classes)),
+        baseline_recipe(data, 15, build_model("mobilenetv2_100", splits.num_classes), len(splits.train)),
         log=print,
     ).model.eval()
     size = data.input_size

@@ -11,15 +11,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     """search train: the baseline by the standard recipe, cached in RUN_DIR/baselines, resumable after a kill."""
     from core.errors import UserError, check_at_least
     from search.driver.train import TrainConfig, run_train
-    from spaces.finetune import TrainRecipe
 
     check_at_least("--epochs", args.epochs, 1)
-    check_at_least("--batch-size", args.batch_size, 1)
+    check_at_least("--batch-size", args.batch_size, 2)
     if args.lr is not None and not args.lr > 0:
         raise UserError(f"--lr {args.lr} must be above 0")
     for flag in ("--weight-decay", "--label-smoothing", "--ema-decay", "--warmup"):
         value = getattr(args, flag[2:].replace("-", "_"))
         check_at_least(flag, value, 0.0)
+        if value >= (1.01 if flag == "--warmup" else 1.0):
+            raise UserError(f"{flag} {value} must be below 1")
     changes = dict(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -31,14 +32,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         crop=args.augment,
         flip=args.augment,
     )
-    from search.data import parse_data
-    from search.models import baseline_recipe, build_model, check_model_name
-
-    check_model_name(args.model)
-    data = parse_data(args.data, args.input_size, args.seed, args.train_size)
-    recipe: TrainRecipe = baseline_recipe(data, model=build_model(args.model, 10), **changes)
     config = TrainConfig(args.model, args.data, args.input_size, args.train_size or None, args.seed, args.run_dir,
-                         args.device, recipe)  # fmt: skip
+                         args.device, changes)  # fmt: skip
     return run_train(config, make_console())
 
 
@@ -62,7 +57,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", default=d.run_dir, help="the baseline is cached in RUN_DIR/baselines")
     p.add_argument("--device", default=d.device, help="auto (CUDA where torch sees a GPU), cpu or cuda")
     p.add_argument("--epochs", type=int, default=r.epochs, help="passes over the train split")
-    p.add_argument("--batch-size", type=int, default=r.batch_size)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"images per step (default: {r.batch_size}, less for a train split of fewer than {32 * r.batch_size} images)",
+    )
     p.add_argument(
         "--lr",
         type=float,

@@ -46,7 +46,7 @@ def prepare(inputs: Inputs, console: Console) -> Prepared:
         splits,
         data,
         inputs.run_dir / "baselines",
-        baseline_recipe(data, config.baseline_epochs, model),
+        baseline_recipe(data, config.baseline_epochs, model, len(splits.train)),
         config.checkpoint,
         config.pretrained,
         device=inputs.device,

@@ -7,17 +7,16 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from spaces.finetune import TrainRecipe
-
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """What to train, on what, where it is cached, and how (``recipe``; its flips follow the data kind)."""
+    """What to train, on what, where it is cached, and how: ``changes`` to the baseline recipe (None: the
+    default for the model, data and train size; see ``search.models.baseline_recipe``)."""
 
     model: str
     data: str
@@ -26,7 +25,7 @@ class TrainConfig:
     seed: int
     run_dir: str
     device: str
-    recipe: TrainRecipe
+    changes: dict[str, Any]
 
 
 def run_train(config: TrainConfig, console: Console) -> int:
@@ -36,7 +35,7 @@ def run_train(config: TrainConfig, console: Console) -> int:
 
     from search.data import load_splits, parse_data
     from search.driver.prepare import reference_accuracy
-    from search.models import check_input_size, check_model_name, prepare_weights
+    from search.models import baseline_recipe, check_input_size, check_model_name, prepare_weights
     from search.models.factory import build_model
     from search.models.weights import record_path
     from spaces.finetune import resolve_device
@@ -45,7 +44,9 @@ def run_train(config: TrainConfig, console: Console) -> int:
     device = resolve_device(config.device)
     data = parse_data(config.data, config.input_size, config.seed, config.train_size)
     splits = load_splits(data)
-    check_input_size(build_model(config.model, splits.num_classes), config.model, data.input_size)
+    model = build_model(config.model, splits.num_classes)
+    check_input_size(model, config.model, data.input_size)
+    recipe = baseline_recipe(data, model=model, train_images=len(splits.train), **config.changes)
     started = time.perf_counter()
     with Progress(
         TextColumn("{task.description}"),
@@ -67,7 +68,7 @@ def run_train(config: TrainConfig, console: Console) -> int:
             splits,
             data,
             Path(config.run_dir) / "baselines",
-            config.recipe,
+            recipe,
             device=device,
             log=console.print,
             on_step=on_step,

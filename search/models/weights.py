@@ -37,14 +37,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def baseline_recipe(data: DataSpec, epochs: int, model: nn.Module, **changes: Any) -> TrainRecipe:
-    """The baseline training recipe of ``model`` on ``data``: its family's learning rate unless ``changes`` set one;
-    mirror flips (when asked for) only where the data's classes are mirror-invariant."""
+# A small train split still gets this many optimizer steps per epoch: the batch shrinks (down to 16 images).
+MIN_STEPS_PER_EPOCH = 32
+
+
+def baseline_recipe(data: DataSpec, epochs: int, model: nn.Module, train_images: int, **changes: Any) -> TrainRecipe:
+    """The baseline training recipe of ``model`` on ``data``: its family's learning rate and a batch that gives at
+    least :data:`MIN_STEPS_PER_EPOCH` steps per epoch over ``train_images``, unless ``changes`` set them; mirror
+    flips (when asked for) only where the data's classes are mirror-invariant."""
     from core.data_kinds import DATA_KINDS
     from spaces.finetune import TrainRecipe, family_lr
 
     if changes.get("lr") is None:
         changes["lr"] = family_lr(model)
+    if changes.get("batch_size") is None:
+        changes["batch_size"] = min(TrainRecipe.batch_size, max(16, train_images // MIN_STEPS_PER_EPOCH))
     changes["flip"] = bool(changes.get("flip")) and DATA_KINDS.get(data.kind).mirror_invariant
     return TrainRecipe(epochs=epochs, **changes)
 
