@@ -12,7 +12,7 @@ from search.study.records import TrialRecord
 from tests.search.test_cli import run_cli
 
 DATA = ["--baseline-epochs", "2", "--calibration-size", "32", "--input-size", "16"]  # what sensitivity also takes
-FAST = [*DATA, "--finetune-epochs", "1"]
+FAST = [*DATA, "--finetune-epochs", "1", "--finetune-steps", "0"]
 
 
 def _trial(number: int, val: float, test: float, latency: float, size: float, baseline: str = "") -> optuna.trial.FrozenTrial:

@@ -28,20 +28,20 @@ def _record(run_dir: Path) -> dict:
 
 
 def test_train_caches_a_baseline_that_run_reuses(tmp_path):
-    done = _cli("train", *ARGS, "--epochs", "3", cwd=tmp_path)
+    done = _cli("train", "--model", "small_cnn", "--input-size", "16", "--epochs", "3", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "val " in done.stdout and "use it: search run" in done.stdout
     record = _record(tmp_path / "runs")
     assert record["epochs"] == 3 and len(record["val_top1"]) == 3 and record["recipe"]["flip"] is False  # digits
     assert record["onnx_test_top1"] > 0.5 and record["cpu"]
-    again = _cli("train", *ARGS, "--epochs", "3", cwd=tmp_path)
+    again = _cli("train", "--model", "small_cnn", "--input-size", "16", "--epochs", "3", cwd=tmp_path)
     assert "baseline: reusing" in again.stdout
     run = _cli(
         "run", "--model", "small_cnn", "--input-size", "16", "--baseline-epochs", "3", "--trials", "1", "--workers", "1",
         "--strategy", "all-int8", cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert "baseline: reusing" not in run.stdout  # run trains with the default batch size: another recipe, another file
+    assert "baseline: reusing" in run.stdout  # the same model, data, size, recipe and seed: the same file
 
 
 def test_a_killed_training_resumes_from_its_last_epoch(tmp_path):
