@@ -41,22 +41,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """`search train`."""
     from search.config import RunConfig
     from search.data import data_usage
-    from spaces.finetune import DEPTHWISE_LR, DEVICES, TrainRecipe
+    from spaces.finetune import DEPTHWISE_LR, TrainRecipe
 
     d, r = RunConfig(), TrainRecipe()
     p = sub.add_parser(
         "train",
         help="train the uncompressed baseline of a model once (standard recipe, cached, resumable) for run and compare",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", required=True, help="small_cnn, hl_cnn, any timm model, torchvision:NAME")
-    p.add_argument("--data", default=d.data, help=f"data set: {data_usage()}")
+    p.add_argument("--data", default=d.data, help=f"data set: {data_usage()} (default: {d.data})")
     p.add_argument("--input-size", type=int, help="input resolution (default: the data set's)")
     p.add_argument("--train-size", type=int, help="train on a seeded subset of this many images (default: all)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the data split, initial weights and batches")
-    p.add_argument("--run-dir", default=d.run_dir, help="the baseline is cached in RUN_DIR/baselines")
-    p.add_argument("--device", default=d.device, help="auto (CUDA where torch sees a GPU), cpu or cuda")
-    p.add_argument("--epochs", type=int, default=r.epochs, help="passes over the train split")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the data split, initial weights and batches (default: 0)")
+    p.add_argument("--run-dir", default=d.run_dir, help="the baseline is cached in RUN_DIR/baselines (default: runs)")
+    p.add_argument("--device", default=d.device, help="auto (the default: CUDA where torch sees a GPU), cpu or cuda")
+    p.add_argument("--epochs", type=int, default=r.epochs, help=f"passes over the train split (default: {r.epochs})")
     p.add_argument(
         "--batch-size",
         type=int,
@@ -67,9 +66,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         type=float,
         help=f"peak AdamW learning rate (default: {DEPTHWISE_LR:g} for networks with depthwise convolutions, else {r.lr:g})",
     )
-    p.add_argument("--weight-decay", type=float, default=r.weight_decay)
-    p.add_argument("--warmup", type=float, default=r.warmup, help="share of the steps with a rising learning rate")
-    p.add_argument("--label-smoothing", type=float, default=r.label_smoothing)
-    p.add_argument("--ema-decay", type=float, default=r.ema_decay, help="weight average (0: none); ships if better on val")
+    p.add_argument("--weight-decay", type=float, default=r.weight_decay, help=f"AdamW weight decay (default: {r.weight_decay})")
+    p.add_argument(
+        "--warmup", type=float, default=r.warmup, help=f"share of the steps with a rising learning rate (default: {r.warmup})"
+    )
+    p.add_argument("--label-smoothing", type=float, default=r.label_smoothing, help=f"(default: {r.label_smoothing})")
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=r.ema_decay,
+        help=f"weight average (0: none); it ships if better on validation (default: {r.ema_decay})",
+    )
     p.add_argument("--augment", action="store_true", help="random crops, and mirror flips where the data's classes allow them")
-    p.set_defaults(func=cmd_train, devices=DEVICES)
+    p.set_defaults(func=cmd_train)
