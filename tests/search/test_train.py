@@ -83,3 +83,10 @@ def test_bad_train_input_is_one_line(tmp_path, args, message):
     done = _cli("train", *args, cwd=tmp_path)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
+def test_run_on_cuda_without_a_gpu_is_one_line(tmp_path):
+    done = _cli("run", "--device", "cuda", "--trials", "1", cwd=tmp_path)
+    assert done.returncode == 2 and "--device cuda: torch sees no CUDA GPU" in done.stderr, done.stderr
+    assert not (tmp_path / "runs").exists()
