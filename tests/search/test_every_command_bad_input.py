@@ -44,6 +44,7 @@ MISSING_DB = "sqlite:///TMP/missing.db"
 CASES = {
     "run": (["run", "--hw", "pixel8", "--run-dir", "TMP/runs"], "unknown hardware profile 'pixel8'"),
     "compare": (["compare", "--models", "hl_cnn,resnet19", "--out", "TMP/runs"], "unknown model 'resnet19'"),
+    "train": (["train", "--model", "resnet19", "--run-dir", "TMP/runs"], "unknown model 'resnet19'"),
     "sensitivity": (["sensitivity", "--changes", "int4", "--run-dir", "TMP/runs"], "'int4' is not one of fp16, int8, prune"),
     "studies": (["studies", "--storage", MISSING_DB], "no study database"),
     "show": (["show", "s", "--storage", "bogus"], "is malformed"),
