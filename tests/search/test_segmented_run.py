@@ -21,7 +21,7 @@ def test_a_segmented_search_runs_recipes_then_its_own_points(tmp_path):
                            text=True, check=False)  # fmt: skip
     assert fixed.returncode == 0, fixed.stderr
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
-    searched = [sys.executable, "-m", "search.cli", "run", *args[1:6], "--input-size", "16", "--baseline-epochs", "2"]
+    searched = [sys.executable, "-m", "search.cli", "run", *args[1:7], "--input-size", "16", "--baseline-epochs", "2"]
     searched += ["--finetune-epochs", "1", "--workers", "1", "--trials", "8", "--run-dir", str(tmp_path)]
     done = subprocess.run(searched, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
