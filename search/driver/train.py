@@ -30,9 +30,9 @@ class TrainConfig:
 
 def run_train(config: TrainConfig, console: Console) -> int:
     """Train (or resume, or reuse) the baseline; print its FP32 ONNX accuracy and how to use it."""
-    import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from core.files import atomic_target
     from search.data import load_splits, parse_data
     from search.driver.prepare import reference_accuracy
     from search.models import baseline_recipe, check_input_size, check_model_name, prepare_weights
@@ -62,7 +62,6 @@ def run_train(config: TrainConfig, console: Console) -> int:
         def on_step(step: int, total: int, loss: float) -> None:
             bar.update(task, completed=step, total=total, loss=loss)
 
-        torch.set_num_threads(torch.get_num_threads())
         weights = prepare_weights(
             config.model,
             splits,
@@ -78,7 +77,8 @@ def run_train(config: TrainConfig, console: Console) -> int:
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
     if "onnx_test_top1" not in record:
         record.update(onnx_val_top1=reference["val_top1"], onnx_test_top1=reference["test_top1"])
-        record_file.write_text(json.dumps(record, indent=1) + "\n")
+        with atomic_target(record_file) as temporary:
+            temporary.write_text(json.dumps(record, indent=1) + "\n")
     spent = sum(record.get("epoch_seconds", []))
     console.print(
         f"baseline {config.model} on {data.label} at {data.input_size} px: val {100 * reference['val_top1']:.2f}%, "
