@@ -46,6 +46,7 @@ class RunConfig:
     finetune_lr: float = Recipe.finetune_lr
     finetune_steps: int = Recipe.finetune_steps
     bn_batches: int = Recipe.bn_batches
+    cheap_steps: int = 0  # > 0: searched trials fine-tune this many steps first, the full ones only if promising
     distill: bool = False
     recovery: str = "ptq"
     baseline_epochs: int = 10
@@ -144,6 +145,9 @@ def check_numbers(config: RunConfig) -> None:
     check_at_least("--sampler-seed", config.sampler_seed, 0)
     check_at_least("--finetune-epochs", config.finetune_epochs, 0)
     check_at_least("--finetune-steps", config.finetune_steps, 0)
+    check_at_least("--cheap-steps", config.cheap_steps, 0)
+    if config.cheap_steps and config.cheap_steps >= config.finetune_steps:
+        raise UserError(f"--cheap-steps {config.cheap_steps} needs --finetune-steps above it (the full fidelity)")
     check_at_least("--segments", config.segments, 1)
     check_at_least("--bn-batches", config.bn_batches, 0)
     check_at_least("--baseline-epochs", config.baseline_epochs, 0)

@@ -219,6 +219,13 @@ def _compression(add: Add, d: RunConfig) -> None:
         help="recovery fine-tune as optimizer steps (batches of 64 drawn from the whole train split); replaces "
         "--finetune-epochs when above 0",
     )
+    add(
+        "--cheap-steps",
+        type=int,
+        default=d.cheap_steps,
+        help="multi-fidelity: searched trials first re-estimate BatchNorm and fine-tune this many steps; only those "
+        "that could reach the front get the full --finetune-steps (0: every trial at full fidelity)",
+    )
     add("--distill", action="store_true", help="distil the fine-tune from the uncompressed model")
     add(
         "--bn-batches",

@@ -31,6 +31,7 @@ from search.study.records import (
     fixed_layers,
     recipe_changes,
     store_failure,
+    store_fidelity,
     store_plan,
     store_result,
     store_worker,
@@ -41,18 +42,22 @@ from spaces.plan import CompressionPlan
 if TYPE_CHECKING:
     import optuna
 
+    from search.driver.fidelity import Fidelity
     from spaces.space import SearchSpace
 
 
 @dataclass
 class InFlight:
     """A trial the driver waits for: its job, its evaluated outcome while its test split is being scored, and when
-    its current task started (``time.monotonic``)."""
+    its current task started (``time.monotonic``). A multi-fidelity trial carries its full job while the cheap one
+    runs, and its cheap metrics while the full one runs."""
 
     trial: optuna.Trial
     job: TrialJob
     outcome: TrialOutcome | None = None
     started: float = field(default_factory=time.monotonic)
+    full_job: TrialJob | None = None
+    cheap_metrics: dict[str, float] | None = None
 
 
 class Heartbeats:
@@ -126,6 +131,7 @@ class TrialLoop:
     evaluate: Callable[[TrialJob, dict], TrialOutcome] = remote_evaluate  # the work of one trial, run as a Ray task
     task_memory_mb: float | None = None  # memory Ray reserves per task: no more tasks run at once than fit
     gpus_per_task: float = 0.0  # GPUs Ray gives each task (--device cuda: one); no more tasks run at once than fit
+    fidelity: Fidelity | None = None  # searched trials run cheap first, promoted to the full fine-tune when promising
 
     def run(self, target: int, on_update: Callable[[], None]) -> None:
         """Run trials until ``target`` are finished (complete or failed); ``on_update`` after each one."""
@@ -181,6 +187,9 @@ class TrialLoop:
             plan = replace(plan, recipe=replace(plan.recipe, **recipe_changes(trial)))
             store_plan(trial, plan.to_dict(), f"{socket.gethostname()} pid {os.getpid()}")
             job = self.make_job(plan.to_dict(), self.test_every_trial or bool(trial.user_attrs.get(STRATEGY)))
+            if self.fidelity and not trial.user_attrs.get(STRATEGY) and self.fidelity.applies(job.plan):
+                cheap = self.fidelity.cheap_job(job)
+                return self._remote_evaluate.remote(cheap, self._state_ref), InFlight(trial, cheap, full_job=job)
             return self._remote_evaluate.remote(job, self._state_ref), InFlight(trial, job)
         except BaseException:
             self._fail_and_rerun(trial, INTERRUPTED)
@@ -270,11 +279,31 @@ class TrialLoop:
         outcome = self._result(ref)
         if flight.outcome is not None:
             outcome = flight.outcome.with_test(outcome)
-        elif self._may_join_front(outcome):
-            test = self._remote_test.remote(flight.job, outcome.onnx_bytes)
-            return test, replace(flight, outcome=outcome, started=time.monotonic())
+        elif flight.full_job is not None:  # its cheap fidelity: promoted, or recorded as it is
+            promoted = self._promote(flight, outcome)
+            if promoted is not None:
+                return promoted
+        else:
+            if flight.cheap_metrics is not None and self.fidelity and not outcome.error:
+                self.fidelity.learn(flight.cheap_metrics, outcome.metrics)
+                store_fidelity(flight.trial, flight.job.plan, flight.cheap_metrics["val_top1"])
+            if self._may_join_front(outcome):
+                test = self._remote_test.remote(flight.job, outcome.onnx_bytes)
+                return test, replace(flight, outcome=outcome, started=time.monotonic())
         with contextlib.suppress(UpdateFinishedTrialError):
             self._record(flight.trial, outcome)
+        return None
+
+    def _promote(self, flight: InFlight, cheap: TrialOutcome) -> tuple[Any, InFlight] | None:
+        """After a trial's cheap fidelity: start its full one if it could reach the front (returned: the task and
+        the trial in flight), else record it as left at the cheap fidelity."""
+        assert self.fidelity is not None and flight.full_job is not None
+        if cheap.error:
+            return None
+        if self.fidelity.promote(cheap.metrics, self.study, self.objectives, self.budgets):
+            task = self._remote_evaluate.remote(flight.full_job, self._state_ref)
+            return task, InFlight(flight.trial, flight.full_job, started=time.monotonic(), cheap_metrics=cheap.metrics)
+        store_fidelity(flight.trial, flight.job.plan, None)
         return None
 
     @staticmethod

@@ -24,6 +24,7 @@ def trial_loop(inputs: Inputs, prepared: Prepared, opened: OpenStudy) -> TrialLo
     from dataclasses import replace
 
     from search.driver.cluster import usable_cpus
+    from search.driver.fidelity import Fidelity
     from search.driver.loop import TrialLoop
     from search.study import Budgets
     from search.worker import ModelSpec, TrialJob
@@ -50,6 +51,7 @@ def trial_loop(inputs: Inputs, prepared: Prepared, opened: OpenStudy) -> TrialLo
         config.trial_timeout or trial_time_limit(prepared.space.recipe),
         task_memory_mb=config.task_memory_mb,
         gpus_per_task=1.0 if inputs.device == "cuda" else 0.0,
+        fidelity=Fidelity(config.cheap_steps) if config.cheap_steps else None,
     )
 
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 PLAN, STRATEGY, RECIPE, PRECISIONS, ONNX = "plan", "baseline", "recipe_changes", "precisions", "onnx"
 DRIVER, WORKER, FAIL_REASON, TEST_ERROR = "driver", "worker", "fail_reason", "test_error"
 FIXED_LAYERS = "fixed_layers"  # a fixed recipe's own per-layer plan, where the space has no point for it
-NOT_METRICS = {PLAN, STRATEGY, RECIPE, FIXED_LAYERS, PRECISIONS, ONNX, DRIVER, WORKER, FAIL_REASON, TEST_ERROR}
+FIDELITY, CHEAP_TOP1 = "fidelity", "cheap_val_top1"  # multi-fidelity trials (search.driver.fidelity)
+NOT_METRICS = {PLAN, STRATEGY, RECIPE, FIXED_LAYERS, PRECISIONS, ONNX, DRIVER, WORKER, FAIL_REASON, TEST_ERROR, FIDELITY}
 # What a rerun of an interrupted trial keeps of it: what the candidate is, not what happened to it.
 CARRIED = (PLAN, STRATEGY, RECIPE, FIXED_LAYERS)
 UNCOMPRESSED = "uncompressed"
@@ -148,6 +149,17 @@ def store_plan(trial: optuna.Trial, plan: dict[str, Any], driver: str) -> None:
     """Record the plan a trial evaluates and the driver that asked for it."""
     trial.set_user_attr(PLAN, plan)
     trial.set_user_attr(DRIVER, driver)
+
+
+def store_fidelity(trial: optuna.Trial, plan: dict[str, Any], cheap_top1: float | None) -> None:
+    """Record a multi-fidelity trial: left at the cheap fidelity (``cheap_top1`` None; its plan becomes the cheap
+    one it was realised with), or promoted to the full one (``cheap_top1``: its accuracy at the cheap one)."""
+    if cheap_top1 is None:
+        trial.set_user_attr(PLAN, plan)
+        trial.set_user_attr(FIDELITY, "cheap")
+    else:
+        trial.set_user_attr(FIDELITY, "full")
+        trial.set_user_attr(CHEAP_TOP1, cheap_top1)
 
 
 def store_worker(trial: optuna.Trial, worker: str) -> None:
