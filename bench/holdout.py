@@ -1,7 +1,9 @@
 """Validate the device profiles on rows they were not fitted on (a script, not a test: quoted in docs/hardware.md).
 
 Every published row (docs/calibration/*.csv, the calibration sets, and docs/validation/published_checks.csv, the
-checks) is one piece of evidence on one device unit. Two protocols, per unit:
+checks) is one piece of evidence on one device unit, if it was measured under the unit's protocol (the same
+kernels and timing, ``hw_profiles.protocol``) or mapped to it by a sourced factor of the unit; any other row is
+refused and listed. Two hold-out schemes, per unit:
 
 - leave-one-source-out: for each publication, the unit's calibrated parameters (what `search calibrate` fits from
   rows: each measured precision's MAC rate, then overhead, then thread scaling, fewer where the rows cannot
@@ -17,8 +19,8 @@ priors (kernel efficiencies, bandwidths) were chosen by hand while looking at th
 protocol bounds the fit's optimism, not the priors' (docs/hardware.md says so). The log-ratio residuals are written
 to bench/out/holdout/residuals.csv for the prediction intervals.
 
-    python bench/holdout.py                      # both protocols
-    python bench/holdout.py --protocol source
+    python bench/holdout.py                      # both schemes
+    python bench/holdout.py --leave-out source
     python bench/holdout.py --fitted-on          # which rows each shipped profile was fitted on
 """
 
@@ -47,6 +49,9 @@ from bench.published import ORDER_TOLERANCE, file_size_mismatch, spearman  # noq
 CALIBRATION = ROOT / "docs" / "calibration"
 CHECKS = ROOT / "docs" / "validation" / "published_checks.csv"
 NOT_OUT_OF_SAMPLE = "no other rows to refit on"
+# Publications no shipped profile is fitted on: first seen as an external check, they stay one (the hold-out still
+# predicts them out of sample, like every row).
+NEVER_FITTED = {"tflite-pr-36749"}
 REFIT_FILE = "-all-published.csv"  # the measurements file name `--refit` fits from, cited in the profiles
 
 
@@ -61,8 +66,9 @@ class Row:
     threads: int
     input_size: int
     latency_ms: float
-    source: str  # the publication (first clause of the source text)
+    source: str  # the publication (its id, the same in calibration sets and checks)
     origin: str  # "calibration" or "check"
+    protocol: str  # how it was measured: KERNELS@YEAR/CORES/TIMED (hw_profiles.protocol)
     published_mb: str = ""
 
     @property
@@ -76,11 +82,6 @@ class Row:
     def key(self) -> tuple[str, str, int, int]:
         """What makes two rows the same measurement."""
         return self.model, self.precision, self.threads, self.input_size
-
-
-def publication(source: str) -> str:
-    """The publication a source text names (its first clause)."""
-    return source.split(",")[0].split(" (")[0].strip()
 
 
 def read_rows() -> list[Row]:
@@ -97,8 +98,9 @@ def read_rows() -> list[Row]:
                     int(r["threads"]),
                     int(r["input_size"]),
                     float(r["latency_ms"]),
-                    publication(r.get("source", "")),
+                    r["publication"],
                     "calibration",
+                    r["protocol"],
                 )
             )
     for r in csv.DictReader(CHECKS.open()):
@@ -112,8 +114,9 @@ def read_rows() -> list[Row]:
                 int(r["threads"]),
                 int(r["input_size"]),
                 float(r["latency_ms"]),
-                publication(r["source"]),
+                r["publication"],
                 "check",
+                r["protocol"],
                 r.get("published_mb", ""),
             )
         )
@@ -132,7 +135,25 @@ def merged(rows: list[Row]) -> list[Row]:
     return out
 
 
-def holdout_unit(device: str, unit_name: str, rows: list[Row], protocol: str, graphs: dict) -> list[tuple[Row, float, str]]:
+def under_unit_protocol(rows: list[Row]) -> tuple[list[Row], list[dict[str, object]]]:
+    """The rows that are evidence about their unit: measured under its protocol, or mapped to it by the unit's
+    sourced factor (their latency times it); and the refused ones, with why."""
+    from hw_profiles import load_profile
+
+    kept, refused = [], []
+    for row in rows:
+        unit = load_profile(f"{row.device}:{row.unit}")[1]
+        factor = unit.protocol_factor(row.protocol, row.precision)
+        if factor is None:
+            refused.append({"unit": f"{row.device}:{row.unit}", "model": row.model, "precision": row.precision,
+                            "threads": row.threads, "measured under": row.protocol, "the unit models": unit.protocol,
+                            "publication": row.source})  # fmt: skip
+        else:
+            kept.append(Row(**{**row.__dict__, "latency_ms": row.latency_ms * factor}))
+    return kept, refused
+
+
+def holdout_unit(device: str, unit_name: str, rows: list[Row], scheme: str, graphs: dict) -> list[tuple[Row, float, str]]:
     """Each row of the unit predicted by the unit refitted without its publication (or family): (row, predicted,
     the parameters fitted or why none could be)."""
     from evaluators.calibration import Sample, at_priors, fit, predict
@@ -151,7 +172,7 @@ def holdout_unit(device: str, unit_name: str, rows: list[Row], protocol: str, gr
         graph = graph_for_unit(graphs[row.model, row.precision, row.input_size], unit)
         return Sample(graph, row.latency_ms, row.threads, row.model)
 
-    group_of = (lambda r: r.source) if protocol == "source" else (lambda r: r.family)
+    group_of = (lambda r: r.source) if scheme == "source" else (lambda r: r.family)
     out = []
     for held in dict.fromkeys(group_of(r) for r in rows):
         train = merged([r for r in rows if group_of(r) != held])
@@ -186,6 +207,24 @@ def pairs_in_order(results: list[tuple[Row, float, str]]) -> tuple[int, int]:
             total += 1
             kept += (pa < pb) == (a.latency_ms < b.latency_ms)
     return kept, total
+
+
+def by_protocol(results: list[tuple[Row, float, str]]) -> list[dict[str, object]]:
+    """The hold-out statistics per unit class (cpu, gpu, dsp) and measurement protocol (kernels, timing)."""
+    from hw_profiles.protocol import Protocol
+
+    def group(row: Row) -> str:
+        measured = Protocol.parse(row.protocol)
+        return f"{row.unit} {measured.kernels} {measured.timed}"
+
+    table = []
+    for name in sorted({group(r) for r, _, _ in results}):
+        mine = [item for item in results if group(item[0]) == name]
+        line = summary(name, mine, "")
+        line["years"] = ", ".join(sorted({r.protocol.split("@")[1][:4] for r, _, _ in mine}))
+        line.pop("refitted")
+        table.append(line)
+    return table
 
 
 def summary(unit: str, everything: list[tuple[Row, float, str]], fitted_on: str) -> dict[str, object]:
@@ -231,41 +270,86 @@ def band_of(residuals: list[float]) -> tuple[float, float]:
     return math.exp(-quantile(residuals, 1 - tail)), math.exp(-quantile(residuals, tail))
 
 
-def coverage(rows: list[dict[str, str]], pool: str) -> dict[str, tuple[int, int]]:
-    """Per unit: how many published rows fall inside a band built without their publication's residuals, the band
-    from every unit's residuals (``pool="all"``) or from the unit's own (``pool="unit"``)."""
+def unit_class(hw: str) -> str:
+    """The class of a unit (``pixel4:dsp`` -> ``dsp``): cpu, gpu, dsp or tpu."""
+    return hw.partition(":")[2]
+
+
+# Which residuals a band is built from (always without the predicted row's own publication): every unit's, the
+# same unit class's, or the unit's own.
+POOLS: dict[str, Callable[[dict[str, str], dict[str, str]], bool]] = {
+    "all": lambda other, row: True,
+    "class": lambda other, row: unit_class(other["hw"]) == unit_class(row["hw"]),
+    "unit": lambda other, row: other["hw"] == row["hw"],
+}
+# How: the middle of the residuals as they are ("rows": a publication with many rows weighs more), or of every
+# publication's mean residual plus every row's deviation from its own publication's mean ("sources": what a source
+# never seen could show; each publication's offset weighs the same, and the spread within one adds to it).
+METHODS = ("rows", "sources")
+# The band the profiles carry (chosen on the coverage table below, so that coverage is the chosen method's, not an
+# independent check of it).
+CHOSEN = ("class", "sources")
+
+
+def between_and_within(rows: list[dict[str, str]]) -> list[float]:
+    """Log residuals a new source could show: each publication's mean plus each row's deviation from its own."""
+    by_source: dict[str, list[float]] = {}
+    for row in rows:
+        by_source.setdefault(row["source"], []).append(float(row["log_ratio"]))
+    means = [statistics.fmean(values) for values in by_source.values()]
+    within = [value - statistics.fmean(values) for values in by_source.values() for value in values]
+    return [mean + deviation for mean in means for deviation in within]
+
+
+def band_from(rows: list[dict[str, str]], method: str) -> tuple[float, float] | None:
+    """The band of ``rows``' residuals by ``method`` (None with fewer than two rows, or two publications for
+    "sources")."""
+    if len(rows) < 2 or (method == "sources" and len({r["source"] for r in rows}) < 2):
+        return None
+    return band_of(between_and_within(rows) if method == "sources" else [float(r["log_ratio"]) for r in rows])
+
+
+def coverage(rows: list[dict[str, str]], pool: str, method: str) -> dict[str, tuple[int, int]]:
+    """Per unit class: how many published rows fall inside a band built without their publication's residuals."""
     out: dict[str, tuple[int, int]] = {}
-    for r in rows:
-        others = [x for x in rows if x["source"] != r["source"] and (pool == "all" or x["hw"] == r["hw"])]
-        hit = 0
-        if len(others) >= 2:
-            low, high = band_of([float(x["log_ratio"]) for x in others])
-            hit = float(r["predicted_ms"]) * low <= float(r["published_ms"]) <= float(r["predicted_ms"]) * high
-        covered, total = out.get(r["hw"], (0, 0))
-        out[r["hw"]] = (covered + hit, total + 1)
+    for row in rows:
+        band = band_from([x for x in rows if x["source"] != row["source"] and POOLS[pool](x, row)], method)
+        hit = band is not None and band[0] <= float(row["published_ms"]) / float(row["predicted_ms"]) <= band[1]
+        covered, total = out.get(unit_class(row["hw"]), (0, 0))
+        out[unit_class(row["hw"])] = (covered + hit, total + 1)
     return out
 
 
-def bands(residuals: list[dict[str, str]]) -> tuple[list[dict[str, object]], tuple[float, float, int]]:
-    """The coverage per unit of bands built without each row's publication (pooled over every unit, and the unit's
-    own residuals alone), and the band written to the profiles: pooled over every unit."""
-    rows = [r for r in residuals if r["protocol"] == "source"]
+def bands(residuals: list[dict[str, str]]) -> tuple[list[dict[str, object]], dict[str, tuple[float, float, int]]]:
+    """The coverage per unit class of every band variant built without each row's publication, and the bands the
+    profiles carry: the chosen variant per unit class, from all of that class's rows."""
+    rows = [r for r in residuals if r.get("left_out") == "source"]
     if not rows:
-        raise SystemExit("no leave-one-publication-out residuals: run `python bench/holdout.py --protocol source` first")
-    pooled, own = coverage(rows, "all"), coverage(rows, "unit")
+        raise SystemExit("no leave-one-publication-out residuals: run `python bench/holdout.py --leave-out source` first")
+    variants = {f"{pool} / {method}": coverage(rows, pool, method) for pool in POOLS for method in METHODS}
 
     def share(pair: tuple[int, int]) -> str:
-        return f"{pair[0]}/{pair[1]} ({100 * pair[0] / pair[1]:.0f}%)"
+        return f"{pair[0]}/{pair[1]} ({100 * pair[0] / pair[1]:.0f}%)" if pair[1] else ""
 
-    table: list[dict[str, object]] = [
-        {"unit": hw, "rows": pooled[hw][1], "pooled band covers": share(pooled[hw]), "own-unit band covers": share(own[hw])}
-        for hw in sorted(pooled)
-    ]
-    total = (sum(v[0] for v in pooled.values()), sum(v[1] for v in pooled.values()))
-    total_own = (sum(v[0] for v in own.values()), sum(v[1] for v in own.values()))
-    table.append({"unit": "all", "rows": total[1], "pooled band covers": share(total), "own-unit band covers": share(total_own)})
-    low, high = band_of([float(x["log_ratio"]) for x in rows])
-    return table, (low, high, len(rows))
+    classes = sorted({unit_class(r["hw"]) for r in rows})
+    table: list[dict[str, object]] = []
+    for name in [*classes, "all"]:
+        line: dict[str, object] = {
+            "class": name,
+            "publications": len({r["source"] for r in rows if name in ("all", unit_class(r["hw"]))}),
+        }
+        for variant, counts in variants.items():
+            pairs = [counts[c] for c in classes] if name == "all" else [counts[name]]
+            line[variant] = share((sum(p[0] for p in pairs), sum(p[1] for p in pairs)))
+        table.append(line)
+    pool, method = CHOSEN
+    written = {}
+    for name in [*classes, "all"]:
+        mine = [r for r in rows if name == "all" or POOLS[pool](r, {"hw": f":{name}"})]
+        band = band_from(mine, method)
+        if band is not None:
+            written[name] = (band[0], band[1], len(mine))
+    return table, written
 
 
 def write_unit_bands(field: str, band_for: Callable[[str, str], Band | None], key: str, text: str) -> None:
@@ -292,21 +376,29 @@ def write_unit_bands(field: str, band_for: Callable[[str, str], Band | None], ke
         print(f"{name} v{new.version}: {field} x prediction written: {written}")
 
 
-def write_bands(band: tuple[float, float, int]) -> None:
-    """The pooled latency band into every device profile's units (a new version citing this benchmark)."""
+def write_bands(written: dict[str, tuple[float, float, int]], own_rows: dict[str, int]) -> None:
+    """Each unit class's latency band into every device profile unit of that class; a class without published rows
+    (the TPUs) gets the band of every class (a new version of each profile, citing this benchmark)."""
     import datetime
 
     from hw_profiles.schema import Band
 
     key = f"holdout-{datetime.date.today().isoformat()}"
-    low, high, count = band
+    pool, method = CHOSEN
     text = (
-        f"`python bench/holdout.py --bands-only --write-bands`: the middle {LEVEL:.0%} of log(predicted / published) over "
-        f"{count} rows of docs/calibration and docs/validation on every device unit, each predicted by its unit refitted "
-        "without its publication; pooled over units because no unit has enough rows of its own (docs/hardware.md)"
+        f"`python bench/holdout.py --bands-only --write-bands`: the middle {LEVEL:.0%} of log(predicted / published) "
+        f"residuals of every unit of the class, each row predicted by its unit refitted without its publication; "
+        f"taken as every publication's mean plus every row's deviation from its own, so that the spread between "
+        f"sources is in the band ({pool} / {method}, docs/hardware.md); a class without rows takes every class's"
     )
-    cited = Band(low=round(low, 3), high=round(high, 3), level=LEVEL, rows=count, pooled=True, source=key)
-    write_unit_bands("latency_band", lambda _profile, _unit: cited, key, text)
+
+    def band_for(profile: str, unit: str) -> Band:
+        low, high, count = written.get(unit, written["all"])
+        pool, own = (unit if unit in written else ""), own_rows.get(f"{profile}:{unit}", 0)
+        return Band(low=round(low, 3), high=round(high, 3), level=LEVEL, rows=count, pooled=True, pool=pool, own_rows=own,
+                    source=key)  # fmt: skip
+
+    write_unit_bands("latency_band", band_for, key, text)
 
 
 def refit_profiles(rows: list[Row]) -> None:
@@ -349,7 +441,9 @@ def fitted_on(rows: list[Row]) -> list[dict[str, object]]:
         cited = {profile.sources.get(entry.source, "") for entry in shipped.gmacs.values()}
         every_row = any(REFIT_FILE in text for text in cited)
         mine = [r for r in rows if (r.device, r.unit) == (device, unit)]
-        fitted = mine if every_row else [r for r in mine if r.origin == "calibration"]
+        fitted = (
+            [r for r in mine if r.source not in NEVER_FITTED] if every_row else [r for r in mine if r.origin == "calibration"]
+        )
         table.append(
             {
                 "unit": f"{device}:{unit}",
@@ -369,12 +463,18 @@ def main() -> int:
     from search.models import model_graph
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--protocol", choices=("source", "family", "both"), default="both")
+    parser.add_argument("--leave-out", choices=("source", "family", "both"), default="both")
     parser.add_argument("--out", type=Path, default=Path("bench/out/holdout"))
     parser.add_argument("--bands-only", action="store_true", help="bands and their coverage from the residuals written")
     parser.add_argument("--write-bands", action="store_true", help="also write each unit's band into its profile")
     parser.add_argument("--fitted-on", action="store_true", help="only list the rows each shipped profile was fitted on")
-    parser.add_argument("--refit", action="store_true", help="fit every device profile on all its published rows")
+    parser.add_argument(
+        "--refit",
+        nargs="?",
+        const="all",
+        metavar="DEVICES",
+        help="fit the device profiles (all, or a comma list) on their published rows, except the never-fitted ones",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     lines = markdown_table("rows each shipped profile was fitted on (`search calibrate --measurements`)", fitted_on(read_rows()))
@@ -383,13 +483,18 @@ def main() -> int:
         return 0
     if args.bands_only:
         with (args.out / "residuals.csv").open() as stream:
-            table, found = bands(list(csv.DictReader(stream)))
-        print(f"band written to profiles: {found[0]:.3f}-{found[1]:.3f} x prediction, from {found[2]} rows")
+            residuals = [r for r in csv.DictReader(stream) if r.get("left_out") == "source"]
+        table, found = bands(residuals)
+        for name, (low, high, count) in found.items():
+            print(f"band of {name}: {low:.3f}-{high:.3f} x prediction, from {count} rows")
         lines = markdown_table(f"prediction bands: nominal {LEVEL:.0%}, leave-one-publication-out residuals", table)
         (args.out / "bands.md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
         if args.write_bands:
-            write_bands(found)
+            own: dict[str, int] = {}
+            for residual in residuals:
+                own[residual["hw"]] = own.get(residual["hw"], 0) + 1
+            write_bands(found, own)
         return 0
     rows = read_rows()
     graphs: dict = {}
@@ -404,22 +509,29 @@ def main() -> int:
             params = estimate_model(graphs[key], profile, row.unit).params
         mismatch = file_size_mismatch({"published_mb": row.published_mb, "precision": row.precision}, params)
         (left_out if mismatch else kept_rows).append(row)
+    kept_rows, refused = under_unit_protocol(kept_rows)
+    lines = markdown_table("refused: measured under another protocol than their unit models, with no sourced factor", refused)
+    (args.out / "refused.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     if args.refit:
-        refit_profiles(kept_rows)
+        devices = None if args.refit == "all" else set(args.refit.split(","))
+        refit_profiles([r for r in kept_rows if r.source not in NEVER_FITTED and (devices is None or r.device in devices)])
         return 0
     units = sorted({(r.device, r.unit) for r in kept_rows})
-    protocols = ["source", "family"] if args.protocol == "both" else [args.protocol]
+    schemes = ["source", "family"] if args.leave_out == "both" else [args.leave_out]
     residuals = []
-    for protocol in protocols:
+    for scheme in schemes:
         table = []
+        predicted: list[tuple[Row, float, str]] = []
         for device, unit in units:
             unit_rows = [r for r in kept_rows if (r.device, r.unit) == (device, unit)]
-            results = holdout_unit(device, unit, unit_rows, protocol, graphs)
+            results = holdout_unit(device, unit, unit_rows, scheme, graphs)
+            predicted += results
             notes = sorted({n for _, _, n in results})
             table.append(summary(f"{device}:{unit}", results, "; ".join(notes)))
             residuals += [
                 {
-                    "protocol": protocol,
+                    "left_out": scheme,
                     "hw": f"{device}:{unit}",
                     "model": r.model,
                     "precision": r.precision,
@@ -430,19 +542,21 @@ def main() -> int:
                     "log_ratio": round(math.log(p / r.latency_ms), 4),
                     "source": r.source,
                     "origin": r.origin,
+                    "measured": r.protocol,
                 }
                 for r, p, _ in results
                 if not math.isnan(p)
             ]
             print(table[-1], flush=True)
-        held = "publication (source)" if protocol == "source" else "architecture family"
+        held = "publication (source)" if scheme == "source" else "architecture family"
         lines = markdown_table(f"leave-one-{held}-out: every row predicted by its unit refitted without it", table)
-        (args.out / f"holdout-{protocol}.md").write_text("\n".join(lines) + "\n")
+        lines += ["", *markdown_table("the same by unit class and measurement protocol", by_protocol(predicted))]
+        (args.out / f"holdout-{scheme}.md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
     path = args.out / "residuals.csv"
-    if path.is_file():  # keep the residuals of a protocol not run this time
+    if path.is_file():  # keep the residuals of a scheme not run this time
         with path.open() as stream:
-            residuals = [r for r in csv.DictReader(stream) if r["protocol"] not in protocols] + residuals
+            residuals = [r for r in csv.DictReader(stream) if r.get("left_out") not in schemes] + residuals
     with path.open("w", newline="") as stream:
         writer = csv.DictWriter(stream, list(residuals[0]))
         writer.writeheader()

@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from core.errors import UserError
 from core.precisions import PRECISIONS
+from hw_profiles.protocol import KERNELS, Protocol
 
 
 def _registered(name: str) -> str:
@@ -17,6 +19,28 @@ def _registered(name: str) -> str:
 
 # A precision name of core.precisions' registry: a profile can only name precisions the tool knows how to realise.
 Precision = Annotated[str, AfterValidator(_registered)]
+
+
+def _protocol(text: str) -> str:
+    try:
+        return str(Protocol.parse(text))
+    except UserError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _kernels(name: str) -> str:
+    kernels, _, precision = name.partition(":")
+    if kernels not in KERNELS:
+        raise ValueError(f"protocol_factors names kernels '{kernels}': known kernels are {', '.join(KERNELS)}")
+    if precision:
+        _registered(precision)
+    return name
+
+
+# A measurement protocol, KERNELS@YEAR/CORES/TIMED (hw_profiles.protocol).
+ProtocolText = Annotated[str, AfterValidator(_protocol)]
+# Kernels of another protocol, for every precision (``tflite-cpu``) or for one (``tflite-cpu:int8``).
+Kernels = Annotated[str, AfterValidator(_kernels)]
 # Op kinds the cost model distinguishes for compute-bound work (see evaluators.graph). "im2col" is a dense
 # conv run by a runtime's generic im2col + GEMM path instead of its specialised kernels (onnxruntime's
 # non-NCHWc FP32 convs); a unit that does not list it costs such convs as "conv".
@@ -110,12 +134,30 @@ class Unit(_Strict):
     runs_as: dict[Precision, Precision] = Field(default_factory=dict)
     winograd: Winograd | None = None  # None: the runtime runs no Winograd convolutions
     latency_band: Band | None = None  # None: no out-of-sample check of this unit's latency
+    # What the unit's latencies mean: the protocol of the rows it is calibrated on (None: a host unit, measured
+    # here). A row measured under other kernels is evidence about it only through a sourced factor of
+    # ``protocol_factors`` (latency under this unit's protocol = the row's latency x the factor); else refused.
+    protocol: ProtocolText | None = None
+    protocol_factors: dict[Kernels, Sourced] = Field(default_factory=dict)
     energy_band: Band | None = None  # None: no published energy measurement checks this unit ("energy unchecked")
     energy: Energy
     # The value each calibrated number (gmacs.int8, overhead_us...) had before any calibration, from the data sheet
     # and the runtime's priors alone: the hold-out (bench/holdout.py) starts every fold from these, so no fold reuses
     # a number fitted on the rows it predicts. Keyed by the number's dotted path; calibration never changes them.
     priors: dict[str, Sourced] = Field(default_factory=dict)
+
+    def protocol_factor(self, measured: str, precision: str) -> float | None:
+        """What turns a ``precision`` latency measured under protocol ``measured`` into one under this unit's: 1 for
+        the same kernels and timing (or a unit without a stated protocol), the sourced factor for other kernels
+        (the precision's own, else the kernels'), None when such a row is no evidence about this unit (refused as
+        calibration data)."""
+        if self.protocol is None:
+            return 1.0
+        mine, theirs = Protocol.parse(self.protocol), Protocol.parse(measured)
+        if mine.matches(theirs):
+            return 1.0
+        factor = self.protocol_factors.get(f"{theirs.kernels}:{precision}") or self.protocol_factors.get(theirs.kernels)
+        return factor.value if factor is not None and theirs.timed == mine.timed else None
 
     def efficiency(self, precision: Precision, kind: ComputeKind) -> float:
         """Share of ``gmacs[precision]`` reached by ops of ``kind`` (the per-precision value when given)."""
@@ -198,7 +240,9 @@ class Band(_Strict):
     high: float = Field(gt=0)
     level: float = Field(gt=0, lt=1)
     rows: int = Field(ge=1)
-    pooled: bool = False  # True: from every unit's rows (this unit had too few of its own)
+    pooled: bool = False  # True: from other units' rows too (this unit had too few of its own)
+    pool: str = ""  # pooled over: a unit class ("cpu": every CPU unit's rows), or "" for every unit
+    own_rows: int | None = None  # published rows of this unit itself among them (0: the unit is unchecked)
     source: str
 
     def around(self, value: float) -> tuple[float, float]:
@@ -207,8 +251,11 @@ class Band(_Strict):
 
     def describe(self) -> str:
         """``80% band from 12 out-of-sample rows`` (``pooled from other units`` where so)."""
-        whose = "of every unit (pooled: this unit has too few)" if self.pooled else "of this unit"
-        return f"{self.level:.0%} band from {self.rows} out-of-sample rows {whose}"
+        whose = "of this unit"
+        if self.pooled:
+            whose = f"of every {self.pool} unit (pooled)" if self.pool else "of every unit (pooled: this unit has too few)"
+        unchecked = "unchecked on this unit (no published measurement of its own); " if self.own_rows == 0 else ""
+        return f"{unchecked}{self.level:.0%} band from {self.rows} out-of-sample rows {whose}"
 
 
 class Winograd(_Strict):

@@ -83,6 +83,7 @@ def estimate_json(result: UnitEstimate, model: str, precision: str | None, by_la
         "precision": precision or ("as given" if model.endswith(".onnx") else REFERENCE),
         "input_size": input_dims(result.graph)[2],
         "fallback_unit": unit.fallback if result.on_fallback else None,
+        "protocol": unit.protocol,  # what the latency means: KERNELS@YEAR/CORES/TIMED (hw_profiles.protocol)
         **estimate.summary(),
         "latency_band_ms": list(unit.latency_band.around(estimate.latency_ms)) if unit.latency_band else None,
         "latency_band": unit.latency_band.describe() if unit.latency_band else "no out-of-sample check",

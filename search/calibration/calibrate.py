@@ -71,7 +71,9 @@ def check_measurement(row: Measurement, profile: Profile) -> None:
 
 
 def read_measurements(path: str | Path, profile: Profile) -> list[Measurement]:
-    """Rows of a measurements CSV (columns: model, precision, unit, threads, input_size, latency_ms; more are ignored)."""
+    """Rows of a measurements CSV (columns: model, precision, unit, threads, input_size, latency_ms; an optional
+    ``protocol`` column, KERNELS@YEAR/CORES/TIMED, maps a row to its unit's protocol by the unit's sourced factor or
+    refuses it; more columns are ignored)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"measurements file '{path}' not found: pass a CSV with columns {', '.join(COLUMNS)}")
@@ -106,11 +108,29 @@ def read_measurements(path: str | Path, profile: Profile) -> list[Measurement]:
                 raise UserError(f"'{path}' line {line}: threads and input_size must be integers, latency_ms a number") from None
             try:
                 check_measurement(rows[-1], profile)
+                if (row.get("protocol") or "").strip():
+                    rows[-1] = under_unit_protocol(rows[-1], row["protocol"].strip(), profile)
             except UserError as exc:
                 raise UserError(f"'{path}' line {line}: {exc}") from None
     if not rows:
         raise UserError(f"'{path}' has no measurement rows")
     return rows
+
+
+def under_unit_protocol(row: Measurement, protocol: str, profile: Profile) -> Measurement:
+    """``row``, measured under ``protocol``, as its unit's protocol would measure it (the unit's sourced factor), or
+    refused in one line when the unit has no factor for that protocol."""
+    from hw_profiles.protocol import Protocol
+
+    Protocol.parse(protocol)  # a malformed protocol is one line naming the format
+    unit = profile.units[row.unit]
+    factor = unit.protocol_factor(protocol, row.precision)
+    if factor is None:
+        raise UserError(
+            f"measured under {protocol}, but {profile.name}:{row.unit} models {unit.protocol} and has no sourced factor "
+            f"from it: measure under {unit.protocol}, or leave the row out"
+        )
+    return replace(row, latency_ms=row.latency_ms * factor)
 
 
 def merge_duplicates(rows: list[Measurement]) -> list[Measurement]:

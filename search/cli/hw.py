@@ -72,7 +72,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         print(json.dumps(estimate_json(result, args.model, args.precision, args.by_layer), indent=2))
         return 0
     unit = result.unit
-    title = f"{args.model} on {result.hw} (v{result.profile.version}){result.fallback_note}"
+    measured = f", as measured under {unit.protocol}" if unit.protocol else ""
+    title = f"{args.model} on {result.hw} (v{result.profile.version}{measured}){result.fallback_note}"
     print_estimate(make_console(), result.estimate, title, args.by_layer, unit.latency_band, unit.energy_band)
     return 0
 

@@ -174,6 +174,14 @@ def test_calibrate_bad_measurements(tmp_path):
             "model,precision,unit,threads,input_size,latency_ms\nsmall_cnn,fp32,cpu,1,32,1.0\nsmall_cnn,fp32,cpu,1,32,1.1\n",
             "cpu: 1 parameter(s) (gmacs.fp32) from 1 distinct row(s) would fit them exactly and prove nothing",
         ),
+        "protocol.csv": (  # pixel7:cpu models XNNPACK: a row of TFLite's built-in kernels is no evidence about it
+            "model,precision,unit,threads,input_size,latency_ms,protocol\nsmall_cnn,fp32,cpu,1,32,1.0,tflite-cpu@2019/big/invoke\n",
+            "line 2: measured under tflite-cpu@2019/big/invoke, but pixel7:cpu models xnnpack@2024/prime/invoke",
+        ),
+        "badprotocol.csv": (
+            "model,precision,unit,threads,input_size,latency_ms,protocol\nsmall_cnn,fp32,cpu,1,32,1.0,xnnpack-2024\n",
+            "line 2: protocol 'xnnpack-2024' is not KERNELS@YEAR/CORES/TIMED",
+        ),
     }
     for name, (text, message) in cases.items():
         path = tmp_path / name
