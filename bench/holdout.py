@@ -288,7 +288,7 @@ POOLS: dict[str, Callable[[dict[str, str], dict[str, str]], bool]] = {
 METHODS = ("rows", "sources")
 # The band the profiles carry (chosen on the coverage table below, so that coverage is the chosen method's, not an
 # independent check of it).
-CHOSEN = ("class", "sources")
+CHOSEN = ("all", "sources")
 
 
 def between_and_within(rows: list[dict[str, str]]) -> list[float]:
@@ -344,7 +344,7 @@ def bands(residuals: list[dict[str, str]]) -> tuple[list[dict[str, object]], dic
         table.append(line)
     pool, method = CHOSEN
     written = {}
-    for name in [*classes, "all"]:
+    for name in [*classes, "all"] if pool == "class" else ["all"]:
         mine = [r for r in rows if name == "all" or POOLS[pool](r, {"hw": f":{name}"})]
         band = band_from(mine, method)
         if band is not None:
@@ -377,8 +377,8 @@ def write_unit_bands(field: str, band_for: Callable[[str, str], Band | None], ke
 
 
 def write_bands(written: dict[str, tuple[float, float, int]], own_rows: dict[str, int]) -> None:
-    """Each unit class's latency band into every device profile unit of that class; a class without published rows
-    (the TPUs) gets the band of every class (a new version of each profile, citing this benchmark)."""
+    """The chosen band into every device profile unit: its class's (pooled per class), else every unit's (a new
+    version of each profile, citing this benchmark)."""
     import datetime
 
     from hw_profiles.schema import Band
@@ -387,9 +387,9 @@ def write_bands(written: dict[str, tuple[float, float, int]], own_rows: dict[str
     pool, method = CHOSEN
     text = (
         f"`python bench/holdout.py --bands-only --write-bands`: the middle {LEVEL:.0%} of log(predicted / published) "
-        f"residuals of every unit of the class, each row predicted by its unit refitted without its publication; "
-        f"taken as every publication's mean plus every row's deviation from its own, so that the spread between "
-        f"sources is in the band ({pool} / {method}, docs/hardware.md); a class without rows takes every class's"
+        f"residuals of {'the unit class' if pool == 'class' else 'every device unit'}, each row predicted by its unit "
+        "refitted without its publication, taken as every publication's mean plus every row's deviation from its own "
+        f"so that the spread between sources is in the band ({pool} / {method}, docs/hardware.md)"
     )
 
     def band_for(profile: str, unit: str) -> Band:
