@@ -51,8 +51,8 @@ def studies_table(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
 
 
 def trials_table(study: optuna.Study, stages: bool = False) -> pd.DataFrame:
-    """One row per trial: number, state, objectives, size, MACs, host latency, precision shares, mean prune, duration,
-    failure reason; with ``stages``, the seconds of each stage of its work (``load_s``, ``finetune_s``...)."""
+    """One row per trial: number, state, objectives, size, MACs, host latency, precision shares, mean prune, fidelity
+    (multi-fidelity studies), duration, failure reason; with ``stages``, the seconds of each stage of its work (``load_s``, ``finetune_s``...)."""
     import pandas as pd
 
     names = metric_names(study)
@@ -73,6 +73,7 @@ def _row(r: TrialRecord, names: list[str], rerun: int | None, stages: bool = Fal
         {
             **{f"{p}_share": r.precision_share(p) for p in precision_names()},
             "mean_prune": r.mean_prune,
+            "fidelity": r.fidelity,
             "duration_s": r.duration_s,
             "fail_reason": reason,
         }

@@ -52,6 +52,7 @@ class TrialRecord:
         worker: Host, Ray node and process that evaluated it.
         fail_reason: Why it failed (empty unless failed).
         duration_s: Seconds from start to end (None while running).
+        fidelity: ``cheap`` (left at the cheap recovery) or ``full`` (promoted) for a multi-fidelity trial, else "".
     """
 
     number: int
@@ -67,6 +68,7 @@ class TrialRecord:
     worker: str = ""
     fail_reason: str = ""
     duration_s: float | None = None
+    fidelity: str = ""
 
     @classmethod
     def of(cls, trial: optuna.trial.FrozenTrial) -> TrialRecord:
@@ -90,6 +92,7 @@ class TrialRecord:
             worker=a.get(WORKER, ""),
             fail_reason=reason,
             duration_s=duration,
+            fidelity=a.get(FIDELITY, ""),
         )
 
     def metric(self, key: str, scale: float = 1.0) -> float | None:

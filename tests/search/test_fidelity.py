@@ -9,6 +9,7 @@ import sys
 import optuna
 import pytest
 
+from search.analysis.tables import trials_table
 from search.driver.fidelity import CHEAP_BN_BATCHES, Fidelity
 from search.study import Budgets
 from search.worker import ModelSpec, TrialJob
@@ -85,5 +86,7 @@ def test_a_multi_fidelity_study_keeps_its_front_at_full_fidelity(tmp_path):
             assert steps == 5 and "cheap_val_top1" not in trial.user_attrs and "test_top1" not in trial.user_attrs
     assert sum(t.user_attrs["fidelity"] == "full" for t in searched) >= 3  # the warm-up
     assert all(t.user_attrs.get("fidelity") != "cheap" for t in study.best_trials)
+    table = trials_table(study).set_index("trial")
+    assert all(table.loc[t.number, "fidelity"] == t.user_attrs["fidelity"] for t in searched)  # `search show` says which
     recipe = next(t for t in complete if t.user_attrs.get("baseline"))
     assert "fidelity" not in recipe.user_attrs and recipe.user_attrs["plan"]["recipe"]["finetune_steps"] == 30
