@@ -52,7 +52,8 @@ def studies_table(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
 
 def trials_table(study: optuna.Study, stages: bool = False) -> pd.DataFrame:
     """One row per trial: number, state, objectives, size, MACs, host latency, precision shares, mean prune, fidelity
-    (multi-fidelity studies), duration, failure reason; with ``stages``, the seconds of each stage of its work (``load_s``, ``finetune_s``...)."""
+    (multi-fidelity studies), duration, failure reason; with ``stages``, the seconds of each stage of its work
+    (``load_s``, ``finetune_s``...)."""
     import pandas as pd
 
     names = metric_names(study)
