@@ -286,9 +286,9 @@ POOLS: dict[str, Callable[[dict[str, str], dict[str, str]], bool]] = {
 # publication's mean residual plus every row's deviation from its own publication's mean ("sources": what a source
 # never seen could show; each publication's offset weighs the same, and the spread within one adds to it).
 METHODS = ("rows", "sources")
-# The band the profiles carry (chosen on the coverage table below, so that coverage is the chosen method's, not an
-# independent check of it).
-CHOSEN = ("all", "sources")
+# The band the profiles carry: every unit's residuals, by sources (chosen on the coverage table `bands` prints, so
+# that coverage is the chosen method's, not an independent check of it).
+SHIPPED = "sources"
 
 
 def between_and_within(rows: list[dict[str, str]]) -> list[float]:
@@ -320,9 +320,9 @@ def coverage(rows: list[dict[str, str]], pool: str, method: str) -> dict[str, tu
     return out
 
 
-def bands(residuals: list[dict[str, str]]) -> tuple[list[dict[str, object]], dict[str, tuple[float, float, int]]]:
-    """The coverage per unit class of every band variant built without each row's publication, and the bands the
-    profiles carry: the chosen variant per unit class, from all of that class's rows."""
+def bands(residuals: list[dict[str, str]]) -> tuple[list[dict[str, object]], tuple[float, float, int]]:
+    """The coverage per unit class of every band variant built without each row's publication, and the band the
+    profiles carry: every unit's residuals by ``SHIPPED`` (low, high, rows)."""
     rows = [r for r in residuals if r.get("left_out") == "source"]
     if not rows:
         raise SystemExit("no leave-one-publication-out residuals: run `python bench/holdout.py --leave-out source` first")
@@ -342,14 +342,10 @@ def bands(residuals: list[dict[str, str]]) -> tuple[list[dict[str, object]], dic
             pairs = [counts[c] for c in classes] if name == "all" else [counts[name]]
             line[variant] = share((sum(p[0] for p in pairs), sum(p[1] for p in pairs)))
         table.append(line)
-    pool, method = CHOSEN
-    written = {}
-    for name in [*classes, "all"] if pool == "class" else ["all"]:
-        mine = [r for r in rows if name == "all" or POOLS[pool](r, {"hw": f":{name}"})]
-        band = band_from(mine, method)
-        if band is not None:
-            written[name] = (band[0], band[1], len(mine))
-    return table, written
+    band = band_from(rows, SHIPPED)
+    if band is None:
+        raise SystemExit("too few residuals for a band: run `python bench/holdout.py --leave-out source` first")
+    return table, (band[0], band[1], len(rows))
 
 
 def write_unit_bands(field: str, band_for: Callable[[str, str], Band | None], key: str, text: str) -> None:
@@ -376,27 +372,25 @@ def write_unit_bands(field: str, band_for: Callable[[str, str], Band | None], ke
         print(f"{name} v{new.version}: {field} x prediction written: {written}")
 
 
-def write_bands(written: dict[str, tuple[float, float, int]], own_rows: dict[str, int]) -> None:
-    """The chosen band into every device profile unit: its class's (pooled per class), else every unit's (a new
-    version of each profile, citing this benchmark)."""
+def write_bands(band: tuple[float, float, int], own_rows: dict[str, int]) -> None:
+    """The shipped band into every device profile unit, with the unit's own published rows among its residuals (a
+    new version of each profile, citing this benchmark)."""
     import datetime
 
     from hw_profiles.schema import Band
 
     key = f"holdout-{datetime.date.today().isoformat()}"
-    pool, method = CHOSEN
+    low, high, count = band
     text = (
         f"`python bench/holdout.py --bands-only --write-bands`: the middle {LEVEL:.0%} of log(predicted / published) "
-        f"residuals of {'the unit class' if pool == 'class' else 'every device unit'}, each row predicted by its unit "
-        "refitted without its publication, taken as every publication's mean plus every row's deviation from its own "
-        f"so that the spread between sources is in the band ({pool} / {method}, docs/hardware.md)"
+        "residuals of every device unit, each row predicted by its unit refitted without its publication, taken as "
+        "every publication's mean plus every row's deviation from its own so that the spread between sources is in "
+        "the band (docs/hardware.md)"
     )
 
     def band_for(profile: str, unit: str) -> Band:
-        low, high, count = written.get(unit, written["all"])
-        pool, own = (unit if unit in written else ""), own_rows.get(f"{profile}:{unit}", 0)
-        return Band(low=round(low, 3), high=round(high, 3), level=LEVEL, rows=count, pooled=True, pool=pool, own_rows=own,
-                    source=key)  # fmt: skip
+        own = own_rows.get(f"{profile}:{unit}", 0)
+        return Band(low=round(low, 3), high=round(high, 3), level=LEVEL, rows=count, pooled=True, own_rows=own, source=key)
 
     write_unit_bands("latency_band", band_for, key, text)
 
@@ -485,8 +479,7 @@ def main() -> int:
         with (args.out / "residuals.csv").open() as stream:
             residuals = [r for r in csv.DictReader(stream) if r.get("left_out") == "source"]
         table, found = bands(residuals)
-        for name, (low, high, count) in found.items():
-            print(f"band of {name}: {low:.3f}-{high:.3f} x prediction, from {count} rows")
+        print(f"band written to profiles: {found[0]:.3f}-{found[1]:.3f} x prediction, from {found[2]} rows")
         lines = markdown_table(f"prediction bands: nominal {LEVEL:.0%}, leave-one-publication-out residuals", table)
         (args.out / "bands.md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines))

@@ -241,7 +241,6 @@ class Band(_Strict):
     level: float = Field(gt=0, lt=1)
     rows: int = Field(ge=1)
     pooled: bool = False  # True: from other units' rows too (this unit had too few of its own)
-    pool: str = ""  # pooled over: a unit class ("cpu": every CPU unit's rows), or "" for every unit
     own_rows: int | None = None  # published rows of this unit itself among them (0: the unit is unchecked)
     source: str
 
@@ -251,9 +250,7 @@ class Band(_Strict):
 
     def describe(self) -> str:
         """``80% band from 12 out-of-sample rows`` (``pooled from other units`` where so)."""
-        whose = "of this unit"
-        if self.pooled:
-            whose = f"of every {self.pool} unit (pooled)" if self.pool else "of every unit (pooled: this unit has too few)"
+        whose = "of every unit (pooled: this unit has too few)" if self.pooled else "of this unit"
         unchecked = "unchecked on this unit (no published measurement of its own); " if self.own_rows == 0 else ""
         return f"{unchecked}{self.level:.0%} band from {self.rows} out-of-sample rows {whose}"
 
