@@ -226,7 +226,12 @@ def _compression(add: Add, d: RunConfig) -> None:
         help="multi-fidelity: searched trials first re-estimate BatchNorm and fine-tune this many steps; only those "
         "that could reach the front get the full --finetune-steps (0: every trial at full fidelity)",
     )
-    add("--distill", action="store_true", help="distil the fine-tune from the uncompressed model")
+    add(
+        "--distill",
+        action=argparse.BooleanOptionalAction,
+        default=d.distill,
+        help="distil the fine-tune from the uncompressed model",
+    )
     add(
         "--bn-batches",
         type=int,

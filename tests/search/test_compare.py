@@ -124,3 +124,15 @@ def test_run_strategy_alone_and_sensitivity_cached(tmp_path):
     assert rows[rows["change"] == "fp16"]["change_pts"].abs().max() < 2
     again = run_cli("sensitivity", "--run-dir", str(tmp_path), *DATA)
     assert "sensitivity " not in again.stdout.replace("sensitivity.csv", "")
+
+
+def test_compare_distils_by_default_and_no_distill_turns_it_off():
+    from search.cli import build_parser
+    from search.cli.run import run_config
+
+    parser = build_parser()
+    compare = run_config(parser.parse_args(["compare"]))
+    assert (compare.distill, compare.finetune_lr, compare.finetune_steps) == (True, 1e-3, 400)
+    assert run_config(parser.parse_args(["compare", "--no-distill"])).distill is False
+    assert run_config(parser.parse_args(["run"])).distill is False
+    assert run_config(parser.parse_args(["run", "--distill"])).distill is True
