@@ -338,9 +338,15 @@ def shown_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def recovery_text(config: RunConfig) -> str:
     """The recovery fine-tune of a run, in words."""
-    if config.finetune_steps:
-        return f"{config.finetune_steps} optimizer steps over the whole train split"
-    return f"{config.finetune_epochs} epochs"
+    length = (
+        f"{config.finetune_steps} optimizer steps over the whole train split"
+        if config.finetune_steps
+        else f"{config.finetune_epochs} epochs"
+    )
+    text = f"{length} at lr {config.finetune_lr:g}{', distilled from the baseline' if config.distill else ''}"
+    if config.cheap_steps:
+        text += f" (searched trials first at {config.cheap_steps} steps; the full fine-tune if they could reach the front)"
+    return text
 
 
 def markdown_table(frame: pd.DataFrame) -> list[str]:
