@@ -52,6 +52,17 @@ SAMPLERS.register(Sampler("gp", _gp, "Gaussian-process Bayesian optimisation (Op
 SAMPLERS.register(Sampler("random", _random, "uniform random search"))
 
 
-def make_sampler(name: str, seed: int, population: int) -> optuna.samplers.BaseSampler:
-    """The sampler ``name``, seeded (``population``: NSGA-II's population; startup trials of the model-based ones)."""
-    return SAMPLERS.get(name).build(seed, population)
+COST_SCALES = ("log", "linear")
+
+
+def make_sampler(name: str, seed: int, population: int, cost_scale: str = "log") -> optuna.samplers.BaseSampler:
+    """The sampler ``name``, seeded (``population``: NSGA-II's population; startup trials of the model-based ones),
+    reading the study's costs on ``cost_scale`` (``log``: see ``core.log_costs``; ``linear``: as stored)."""
+    sampler = SAMPLERS.get(name).build(seed, population)
+    if cost_scale == "linear":
+        return sampler
+    if cost_scale != "log":
+        raise ValueError(f"cost_scale must be one of {COST_SCALES}, not {cost_scale!r}")
+    from core.log_costs import LogCostSampler
+
+    return LogCostSampler(sampler)

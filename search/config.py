@@ -37,6 +37,7 @@ class RunConfig:
     objectives: str = "accuracy,latency"
     sampler: str = "gp"  # the best hypervolume per trial on the default problem (docs/benchmarks.md)
     population: int | None = None
+    cost_scale: str = "log"  # how the sampler reads latency, energy, size and memory (core.log_costs)
     seed: int = 0
     sampler_seed: int | None = None
     max_accuracy_drop: float | None = None

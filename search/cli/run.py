@@ -105,7 +105,7 @@ def _inputs(add: Add, d: RunConfig) -> None:
 
 def _study(add: Add, d: RunConfig) -> None:
     from core.metrics import OBJECTIVES, QUALITY
-    from core.samplers import SAMPLERS
+    from core.samplers import COST_SCALES, SAMPLERS
     from search.config import WARM_STARTS
 
     add("--trials", type=int, default=d.trials, help="finished trials the study should reach (fixed recipes included)")
@@ -134,6 +134,13 @@ def _study(add: Add, d: RunConfig) -> None:
         help="; ".join(f"{s.name}: {s.description}" for s in SAMPLERS),
     )
     add("--population", type=int, help="NSGA-II population (default: trials/3 within 8..50)")
+    add(
+        "--cost-scale",
+        choices=COST_SCALES,
+        default=d.cost_scale,
+        help="how the sampler reads latency, energy, size and memory: log (default; a speed-up counts the same at "
+        "every point of the front) or linear (as stored); the study stores them as measured either way",
+    )
     add("--seed", type=int, default=d.seed, help="seed of the data split, training, fine-tunes and the sampler")
     add("--sampler-seed", type=int, help="seed of the sampler alone (default: --seed): another search of the same problem")
     add(
@@ -298,8 +305,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prune-ratio", type=float, default=DEFAULT_PRUNE_RATIO, help="share of channels pruned per group")
     p.add_argument("--out", help="folder for sensitivity.csv and sensitivity.html (default: the study's folder)")
     execution = {"--workers", "--ray-address", "--heartbeat", "--trials", "--strategy", "--warm-start", "--objectives"}
-    execution |= {"--sampler", "--sampler-seed", "--test-every-trial", "--litert-host", "--trial-timeout", "--keep-graphs"}
-    execution |= {"--task-memory-mb"}
+    execution |= {"--sampler", "--cost-scale", "--sampler-seed", "--test-every-trial", "--litert-host", "--trial-timeout"}
+    execution |= {"--keep-graphs", "--task-memory-mb"}
     budgets = {"--population", "--max-accuracy-drop", "--latency-budget-ms", "--memory-budget-kb"}
     budgets |= {"--finetune-epochs", "--finetune-steps", "--finetune-lr", "--distill", "--recovery", "--bn-batches"}
     add_run_arguments(p, RunConfig(), frozenset(execution | budgets))

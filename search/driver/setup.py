@@ -46,6 +46,7 @@ def study_info(inputs: Inputs, prepared: Prepared) -> StudyInfo:
         heartbeat_s=config.heartbeat,
         recipe=asdict(space.recipe),
         sampler=config.sampler,
+        cost_scale=config.cost_scale,
         reference_val_top1=prepared.reference["val_top1"],
         reference_test_top1=prepared.reference["test_top1"],
         data_spec=asdict(inputs.data),
@@ -61,7 +62,8 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
 
     config, space = inputs.config, prepared.space
     population = config.population or max(8, min(50, config.trials // 3))
-    sampler = make_sampler(config.sampler, config.seed if config.sampler_seed is None else config.sampler_seed, population)
+    seed = config.seed if config.sampler_seed is None else config.sampler_seed
+    sampler = make_sampler(config.sampler, seed, population, config.cost_scale)
     heartbeat_s = config.heartbeat
     if existing is not None:
         info = StudyInfo.of(existing)

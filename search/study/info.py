@@ -35,6 +35,7 @@ class StudyInfo:
         heartbeat_s: Seconds between heartbeats of running trials.
         recipe: The study's recipe (``spaces.plan.Recipe`` as a dict).
         sampler: Sampler name.
+        cost_scale: How the sampler read the costs: ``log`` or ``linear`` (``core.log_costs``).
         reference_val_top1: Validation top-1 of the uncompressed FP32 ONNX graph.
         reference_test_top1: Its test top-1.
         data_spec: The ``DataSpec`` (as a dict) trials were scored on, to score a test split later.
@@ -57,6 +58,7 @@ class StudyInfo:
     heartbeat_s: int | None = None
     recipe: dict[str, Any] | None = None
     sampler: str | None = None
+    cost_scale: str | None = None
     reference_val_top1: float | None = None
     reference_test_top1: float | None = None
     data_spec: dict[str, Any] | None = None

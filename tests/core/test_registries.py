@@ -96,3 +96,28 @@ def test_every_sampler_builds_a_seeded_multi_objective_sampler(name):
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler(name, 0, 8))
     study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=12)
     assert len(study.best_trials) >= 1
+
+
+def test_log_cost_sampler_shows_the_sampler_log_costs_and_leaves_the_study_as_measured():
+    import math
+
+    import optuna
+
+    from core.log_costs import LogCostSampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    seen: list[list[float]] = []
+
+    class Recording(optuna.samplers.RandomSampler):
+        def sample_independent(self, study, trial, name, distribution):
+            seen[:] = [list(t.values) for t in study._get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+            return super().sample_independent(study, trial, name, distribution)
+
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("random", 0, 8))
+    assert isinstance(study.sampler, LogCostSampler)
+    study.sampler = LogCostSampler(Recording(seed=0))
+    study.enqueue_trial({"x": 0.5})
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), 4.0), n_trials=2)
+    assert seen == [[0.5, math.log(4.0)]]  # the sampler read log(4 ms)...
+    assert [t.values for t in study.trials] == [[0.5, 4.0], [study.trials[1].params["x"], 4.0]]  # ...the study keeps 4
+    assert not isinstance(make_sampler("random", 0, 8, "linear"), LogCostSampler)
