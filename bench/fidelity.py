@@ -84,7 +84,8 @@ def main() -> None:
     splits = load_splits(parse_data(args.data, args.input_size, 0))
     model = load_model(args.model, splits.num_classes, args.checkpoint)
     example = torch.zeros(1, 3, args.input_size, args.input_size)
-    full = Recipe(finetune_steps=args.full_steps, finetune_lr=args.finetune_lr, distill=args.distill)
+    # finetune_epochs=0: a step count of 0 means no fine-tune (BatchNorm re-estimation only), not the default epochs
+    full = Recipe(finetune_steps=args.full_steps, finetune_epochs=0, finetune_lr=args.finetune_lr, distill=args.distill)
     cheap = replace(full, finetune_steps=args.cheap_steps, bn_batches=args.bn_batches)
     flat = SearchSpace.build(
         analyse(model, example), ["fp32", "fp16", "int8"], quantizable_layers(model, splits.train, args.input_size),
