@@ -20,6 +20,7 @@ from search.study import (
     fail_silent_trials,
     finished_trials,
     grace_period,
+    mean_prune,
     objective_values,
     rerun_interrupted,
     set_constraints,
@@ -285,7 +286,7 @@ class TrialLoop:
                 return promoted
         else:
             if flight.cheap_metrics is not None and self.fidelity and not outcome.error:
-                self.fidelity.learn(flight.cheap_metrics, outcome.metrics)
+                self.fidelity.learn(mean_prune(flight.job.plan), flight.cheap_metrics, outcome.metrics)
                 store_fidelity(flight.trial, flight.job.plan, flight.cheap_metrics["val_top1"])
             if self._may_join_front(outcome):
                 test = self._remote_test.remote(flight.job, outcome.onnx_bytes)
@@ -300,7 +301,7 @@ class TrialLoop:
         assert self.fidelity is not None and flight.full_job is not None
         if cheap.error:
             return None
-        if self.fidelity.promote(cheap.metrics, self.study, self.objectives, self.budgets):
+        if self.fidelity.promote(cheap.metrics, mean_prune(flight.job.plan), self.study, self.objectives, self.budgets):
             task = self._remote_evaluate.remote(flight.full_job, self._state_ref)
             return task, InFlight(flight.trial, flight.full_job, started=time.monotonic(), cheap_metrics=cheap.metrics)
         store_fidelity(flight.trial, flight.job.plan, None)

@@ -7,7 +7,7 @@ from search.study.create import check_same_study, create_study
 from search.study.front import dominates, front_records, front_rows, metric_names, non_dominated, pareto_front
 from search.study.info import StudyInfo
 from search.study.objectives import Budgets, constraint_values, objective_values, parse_objectives, set_constraints
-from search.study.records import INTERRUPTED, TrialRecord, records, state_counts, uncompressed
+from search.study.records import INTERRUPTED, TrialRecord, mean_prune, records, state_counts, uncompressed
 from search.study.reruns import fail_silent_trials, finished_trials, grace_period, queued_recipes, rerun_interrupted, rerun_of
 from search.study.storage import (
     check_storage,
@@ -38,6 +38,7 @@ __all__ = [
     "front_rows",
     "grace_period",
     "load_existing_study",
+    "mean_prune",
     "metric_names",
     "non_dominated",
     "objective_values",

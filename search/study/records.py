@@ -120,13 +120,18 @@ class TrialRecord:
     @property
     def mean_prune(self) -> float:
         """Mean prune ratio over the plan's layers."""
-        ratios = [layer["prune_ratio"] for layer in self.plan.get("layers", {}).values()]
-        return sum(ratios) / len(ratios) if ratios else 0.0
+        return mean_prune(self.plan)
 
     @property
     def recipe(self) -> dict[str, Any]:
         """The plan's recipe (fine-tune, calibration, rounding, seed)."""
         return self.plan.get("recipe", {})
+
+
+def mean_prune(plan: dict[str, Any]) -> float:
+    """Mean prune ratio over a plan's layers (the plan as stored: ``{"layers": {name: {"prune_ratio": ...}}}``)."""
+    ratios = [layer["prune_ratio"] for layer in plan.get("layers", {}).values()]
+    return sum(ratios) / len(ratios) if ratios else 0.0
 
 
 def records(study: optuna.Study, states: tuple[str, ...] | None = None) -> list[TrialRecord]:

@@ -27,32 +27,47 @@ def test_every_trial_is_promoted_until_the_gain_is_measured():
     fidelity = Fidelity(cheap_steps=5, warmup=2)
     study = front_study([(99.0, 0.5)])
     worst = {"val_top1": 0.10, "latency_ms": 9.0}
-    assert fidelity.promote(worst, study, ["accuracy", "latency"], Budgets(0.99))
-    fidelity.learn({"val_top1": 0.90}, {"val_top1": 0.93})
-    assert fidelity.promote(worst, study, ["accuracy", "latency"], Budgets(0.99))
-    fidelity.learn({"val_top1": 0.90}, {"val_top1": 0.91})
-    assert fidelity.margin() == pytest.approx(0.03)
-    assert not fidelity.promote(worst, study, ["accuracy", "latency"], Budgets(0.99))
+    assert fidelity.promote(worst, 0.2, study, ["accuracy", "latency"], Budgets(0.99))
+    fidelity.learn(0.2, {"val_top1": 0.90}, {"val_top1": 0.93})
+    assert fidelity.promote(worst, 0.2, study, ["accuracy", "latency"], Budgets(0.99))
+    fidelity.learn(0.2, {"val_top1": 0.90}, {"val_top1": 0.91})
+    assert fidelity.margin(0.2) == pytest.approx(0.03)
+    assert not fidelity.promote(worst, 0.2, study, ["accuracy", "latency"], Budgets(0.99))
 
 
 def test_a_cheap_trial_is_promoted_when_its_raised_accuracy_could_join_the_front():
-    fidelity = Fidelity(cheap_steps=5, warmup=1, gains=[0.02])
+    fidelity = Fidelity(cheap_steps=5, warmup=1, gains=[(0.5, 0.02)])
     study = front_study([(98.0, 1.0)])
     objectives = ["accuracy", "latency"]
-    assert not fidelity.promote({"val_top1": 0.95, "latency_ms": 1.5}, study, objectives, Budgets(0.99))  # 97 < 98
-    assert fidelity.promote({"val_top1": 0.97, "latency_ms": 1.5}, study, objectives, Budgets(0.99))  # 99 > 98
-    assert fidelity.promote({"val_top1": 0.90, "latency_ms": 0.5}, study, objectives, Budgets(0.99))  # faster
+    assert not fidelity.promote({"val_top1": 0.95, "latency_ms": 1.5}, 0.5, study, objectives, Budgets(0.99))  # 97 < 98
+    assert fidelity.promote({"val_top1": 0.97, "latency_ms": 1.5}, 0.5, study, objectives, Budgets(0.99))  # 99 > 98
+    assert fidelity.promote({"val_top1": 0.90, "latency_ms": 0.5}, 0.5, study, objectives, Budgets(0.99))  # faster
     # the accuracy budget counts the raised accuracy: 0.965 + 0.02 is within 1.0 point of 0.99, 0.95 + 0.02 is not
     budget = Budgets(0.99, max_accuracy_drop=1.0)
-    assert fidelity.promote({"val_top1": 0.965, "latency_ms": 0.5}, study, objectives, budget)
-    assert not fidelity.promote({"val_top1": 0.95, "latency_ms": 0.5}, study, objectives, budget)
+    assert fidelity.promote({"val_top1": 0.965, "latency_ms": 0.5}, 0.5, study, objectives, budget)
+    assert not fidelity.promote({"val_top1": 0.95, "latency_ms": 0.5}, 0.5, study, objectives, budget)
 
 
 def test_a_full_fine_tune_that_lost_accuracy_never_lowers_a_cheap_trial_below_its_own_point():
-    fidelity = Fidelity(cheap_steps=5, warmup=1, gains=[-0.04])
-    assert fidelity.margin() == 0.0
-    assert not fidelity.promote({"val_top1": 0.97, "latency_ms": 1.0}, front_study([(98.0, 1.0)]), ["accuracy", "latency"],
+    fidelity = Fidelity(cheap_steps=5, warmup=1, gains=[(0.5, -0.04)])
+    assert fidelity.margin(0.5) == 0.0
+    assert not fidelity.promote({"val_top1": 0.97, "latency_ms": 1.0}, 0.5, front_study([(98.0, 1.0)]), ["accuracy", "latency"],
                                 Budgets(0.99))  # fmt: skip
+
+
+def test_a_gain_stands_only_for_plans_pruned_no_more_than_the_one_it_was_measured_on():
+    fidelity = Fidelity(cheap_steps=5, warmup=2, gains=[(0.1, 0.005), (0.4, 0.02)])
+    assert fidelity.margin(0.0) == pytest.approx(0.02)  # the largest gain among plans pruned at least as much
+    assert fidelity.margin(0.3) == pytest.approx(0.02)
+    assert fidelity.margin(0.45) == pytest.approx(0.02)  # within the tolerance of the 0.4 plan
+    assert fidelity.margin(0.6) == float("inf")  # pruned more than any plan measured: promoted, its gain learned
+    study = front_study([(98.0, 1.0)])
+    budget = Budgets(0.99, max_accuracy_drop=1.0)
+    fast_but_low = {"val_top1": 0.90, "latency_ms": 0.5}  # 90% + 2 points still misses the 98% budget
+    assert not fidelity.promote(fast_but_low, 0.4, study, ["accuracy", "latency"], budget)
+    assert fidelity.promote(fast_but_low, 0.6, study, ["accuracy", "latency"], budget)
+    fidelity.learn(0.6, {"val_top1": 0.90}, {"val_top1": 0.95})
+    assert fidelity.margin(0.6) == pytest.approx(0.05)
 
 
 def test_the_cheap_job_fine_tunes_fewer_steps_re_estimates_batchnorm_and_skips_the_test_split():
