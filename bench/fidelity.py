@@ -19,10 +19,12 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import host_line
+from search.study import mean_prune
 
 FIELDS = ["plan", "mean_prune", "int8_share", "fp16_share", "cheap_val", "full_val", "cheap_s", "full_s"]
 
@@ -100,11 +102,10 @@ def main() -> None:
             continue
         cheap_val, cheap_s = score(replace(plan, recipe=cheap), model, splits, args.input_size)
         full_val, full_s = score(plan, model, splits, args.input_size)
-        ratios = [lp.prune_ratio for lp in plan.layers.values()]
         precisions = [lp.precision for lp in plan.layers.values()]
-        row = {
+        row: dict[str, Any] = {
             "plan": index,
-            "mean_prune": round(sum(ratios) / len(ratios), 3),
+            "mean_prune": round(mean_prune(plan.to_dict()), 3),
             "int8_share": round(precisions.count("int8") / len(precisions), 3),
             "fp16_share": round(precisions.count("fp16") / len(precisions), 3),
             "cheap_val": round(100 * cheap_val, 2),

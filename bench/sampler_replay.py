@@ -14,18 +14,20 @@ import argparse
 import warnings
 from collections import Counter
 
-from core.samplers import COST_SCALES, SAMPLERS, make_sampler
+from core.samplers import COST_SCALES, SAMPLERS, default_population, make_sampler
 from search.study.records import STRATEGY
+from spaces.segmented import GLOBAL_PRUNE, SEGMENT_PREFIX
+from spaces.space import PRECISION_PREFIX, PRUNE_PREFIX
 
 
 def summary(params: dict[str, object]) -> str:
     """A point in a few characters: prune ratio (global, or mean over groups) and the precisions by count."""
-    if "prune:global" in params:
-        prune = float(params["prune:global"])  # type: ignore[arg-type]
+    if GLOBAL_PRUNE in params:
+        prune = float(params[GLOBAL_PRUNE])  # type: ignore[arg-type]
     else:
-        ratios = [float(v) for k, v in params.items() if k.startswith("prune:")]  # type: ignore[arg-type]
+        ratios = [float(v) for k, v in params.items() if k.startswith(PRUNE_PREFIX)]  # type: ignore[arg-type]
         prune = sum(ratios) / len(ratios) if ratios else 0.0
-    precisions = Counter(str(v) for k, v in params.items() if k.startswith(("precision", "segment")))
+    precisions = Counter(str(v) for k, v in params.items() if k.startswith((PRECISION_PREFIX, SEGMENT_PREFIX)))
     return f"p{prune:.2f}/" + "+".join(f"{n}{name}" for name, n in precisions.most_common())
 
 
@@ -40,6 +42,7 @@ def main() -> None:
     parser.add_argument("--sampler", default="gp", choices=SAMPLERS.names())
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--step", type=int, default=2, help="prefix lengths from the first searched trial by this step")
+    parser.add_argument("--population", type=int, help="startup trials / NSGA-II population (default: as the study's run)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -47,12 +50,15 @@ def main() -> None:
     done = [t for t in source.trials if t.state == TrialState.COMPLETE]
     first = next((i for i, t in enumerate(done) if not t.user_attrs.get(STRATEGY)), len(done))
     widest = max(done, key=lambda t: len(t.distributions)).distributions
+    population = args.population or default_population(len(source.trials))
     print(f"{args.study}: {len(done)} completed trials, the first {first} fixed recipes; next point per seed")
     for k in range(max(first, 1), len(done), args.step):
         for scale in COST_SCALES:
             points = []
             for seed in range(args.seeds):
-                study = optuna.create_study(directions=source.directions, sampler=make_sampler(args.sampler, seed, 8, scale))
+                study = optuna.create_study(
+                    directions=source.directions, sampler=make_sampler(args.sampler, seed, population, scale)
+                )
                 for t in done[:k]:
                     study.add_trial(
                         create_trial(params=t.params, distributions=t.distributions, values=t.values, system_attrs=t.system_attrs)

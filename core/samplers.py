@@ -14,11 +14,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Sampler:
-    """One sampler: its name, a factory ``(seed, population) -> sampler`` and one line for help texts."""
+    """One sampler: its name, a factory ``(seed, population) -> sampler``, one line for help texts, and whether the
+    scale its costs are read on changes what it proposes (``scaled``: distances or a surrogate on the values; a
+    rank-based or random sampler reads them as stored)."""
 
     name: str
     build: Callable[[int, int], optuna.samplers.BaseSampler]
     description: str = ""
+    scaled: bool = False
 
 
 def _nsga2(seed: int, population: int) -> optuna.samplers.BaseSampler:
@@ -46,23 +49,41 @@ def _random(seed: int, population: int) -> optuna.samplers.BaseSampler:
 
 
 SAMPLERS: Registry[Sampler] = Registry("sampler", "--sampler")
-SAMPLERS.register(Sampler("nsga2", _nsga2, "NSGA-II, genetic; population from --population"))
+SAMPLERS.register(Sampler("nsga2", _nsga2, "NSGA-II, genetic; population from --population", scaled=True))
 SAMPLERS.register(Sampler("tpe", _tpe, "multi-objective TPE (Optuna's defaults)"))
-SAMPLERS.register(Sampler("gp", _gp, "Gaussian-process Bayesian optimisation (Optuna's GPSampler; default)"))
+SAMPLERS.register(Sampler("gp", _gp, "Gaussian-process Bayesian optimisation (Optuna's GPSampler; default)", scaled=True))
 SAMPLERS.register(Sampler("random", _random, "uniform random search"))
 
 
 COST_SCALES = ("log", "linear")
 
 
+def default_population(trials: int) -> int:
+    """NSGA-II's population and the model-based samplers' startup trials for a study of ``trials``: a third of it,
+    within 8..50."""
+    return max(8, min(50, trials // 3))
+
+
+def check_cost_scale(cost_scale: str) -> None:
+    """Raise ``ValueError`` unless ``cost_scale`` is one of ``COST_SCALES``."""
+    if cost_scale not in COST_SCALES:
+        raise ValueError(f"cost scale must be one of {', '.join(COST_SCALES)}, not {cost_scale!r}")
+
+
+def read_scale(name: str, cost_scale: str) -> str:
+    """The scale the sampler ``name`` reads costs on when asked for ``cost_scale``: only a ``scaled`` sampler is shown
+    the log view (TPE ranks the trials, and the log of a cost in ms would move the reference point of its
+    hypervolume tie-break by the unit; random search does not read them)."""
+    check_cost_scale(cost_scale)
+    return cost_scale if SAMPLERS.get(name).scaled else "linear"
+
+
 def make_sampler(name: str, seed: int, population: int, cost_scale: str = "log") -> optuna.samplers.BaseSampler:
     """The sampler ``name``, seeded (``population``: NSGA-II's population; startup trials of the model-based ones),
-    reading the study's costs on ``cost_scale`` (``log``: see ``core.log_costs``; ``linear``: as stored)."""
+    reading the study's costs on ``read_scale(name, cost_scale)`` (``log``: see ``core.log_costs``)."""
     sampler = SAMPLERS.get(name).build(seed, population)
-    if cost_scale == "linear":
+    if read_scale(name, cost_scale) == "linear":
         return sampler
-    if cost_scale != "log":
-        raise ValueError(f"cost_scale must be one of {COST_SCALES}, not {cost_scale!r}")
     from core.log_costs import LogCostSampler
 
     return LogCostSampler(sampler)

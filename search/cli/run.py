@@ -138,8 +138,9 @@ def _study(add: Add, d: RunConfig) -> None:
         "--cost-scale",
         choices=COST_SCALES,
         default=d.cost_scale,
-        help="how the sampler reads latency, energy, size and memory: log (default; a speed-up counts the same at "
-        "every point of the front) or linear (as stored); the study stores them as measured either way",
+        help="how gp and nsga2 read latency, energy, size and memory: log (default; a speed-up counts the same at "
+        "every point of the front) or linear (as stored); tpe and random read them as stored; the study stores them "
+        "as measured either way",
     )
     add("--seed", type=int, default=d.seed, help="seed of the data split, training, fine-tunes and the sampler")
     add("--sampler-seed", type=int, help="seed of the sampler alone (default: --seed): another search of the same problem")

@@ -5,7 +5,8 @@ short fine-tune (``--cheap-steps`` optimizer steps instead of ``--finetune-steps
 fine-tune when its validation accuracy, raised by the largest gain (full minus cheap) a promotion has shown on a
 plan pruned at least as much, would meet the accuracy budget and be dominated by no trial on the front. The full
 fine-tune gains more the more a plan is pruned (docs/benchmarks.md), so a gain measured on light plans says
-nothing about heavier ones: a plan pruned more than every promoted one is promoted, and its gain measured. Until
+nothing about heavier ones: a plan pruned more than every promoted one (by more than ``PRUNE_TOLERANCE`` of the
+mean ratio) is promoted, and its gain measured. Until
 ``warmup`` trials were promoted every trial is, so the gain is measured before it is trusted.
 
 The final front is at full fidelity: a trial left at the cheap one is recorded with its cheap accuracy, which
@@ -52,7 +53,8 @@ class Fidelity:
     def margin(self, prune: float) -> float:
         """How much a promotion may raise the cheap accuracy of a plan of mean prune ratio ``prune``: the largest gain
         measured on a plan pruned at least as much (a fraction, never below 0, so that a trial left cheap is dominated
-        whenever its raised point is); infinite during the warm-up and beyond the most pruned plan measured."""
+        whenever its raised point is); infinite during the warm-up and beyond the most pruned plan measured plus
+        ``PRUNE_TOLERANCE``."""
         if len(self.gains) < self.warmup:
             return float("inf")
         comparable = [gain for measured, gain in self.gains if measured + PRUNE_TOLERANCE >= prune]

@@ -54,7 +54,7 @@ class Inputs:
 
 def resolve_inputs(config: RunConfig) -> Inputs:
     """Check every user input (profile, objectives, model, data, checkpoint, storage); raise UserError on the first problem."""
-    from core.samplers import SAMPLERS
+    from core.samplers import SAMPLERS, check_cost_scale
     from hw_profiles import load_profile
     from search.data import parse_data
     from search.models import check_model_name, check_pretrained
@@ -66,6 +66,10 @@ def resolve_inputs(config: RunConfig) -> Inputs:
     check_numbers(config)
     device = resolve_device(config.device)
     SAMPLERS.get(config.sampler)
+    try:
+        check_cost_scale(config.cost_scale)
+    except ValueError as error:
+        raise UserError(f"{error}: pass --cost-scale log or --cost-scale linear") from None
     for name in config.strategies:
         STRATEGIES.get(name)
     first, *more = [spec.strip() for spec in config.hw.split(",")]

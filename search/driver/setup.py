@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from core.errors import UserError
+from core.samplers import default_population, make_sampler, read_scale
 from search.driver.inputs import Inputs, check_same_weights
 from search.driver.prepare import Prepared
 from search.study import StudyInfo, records
@@ -46,7 +47,7 @@ def study_info(inputs: Inputs, prepared: Prepared) -> StudyInfo:
         heartbeat_s=config.heartbeat,
         recipe=asdict(space.recipe),
         sampler=config.sampler,
-        cost_scale=config.cost_scale,
+        cost_scale=read_scale(config.sampler, config.cost_scale),
         reference_val_top1=prepared.reference["val_top1"],
         reference_test_top1=prepared.reference["test_top1"],
         data_spec=asdict(inputs.data),
@@ -57,11 +58,10 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
     """Resume ``existing`` (same space required) or create the study; enqueue every named fixed recipe it lacks."""
     import optuna
 
-    from core.samplers import make_sampler
     from search.study import create_study, finished_trials, open_storage, queued_recipes
 
     config, space = inputs.config, prepared.space
-    population = config.population or max(8, min(50, config.trials // 3))
+    population = config.population or default_population(config.trials)
     seed = config.seed if config.sampler_seed is None else config.sampler_seed
     sampler = make_sampler(config.sampler, seed, population, config.cost_scale)
     heartbeat_s = config.heartbeat
@@ -80,6 +80,7 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
     storage = open_storage(inputs.storage_url, heartbeat_s)
     if existing is not None:
         study = optuna.load_study(study_name=inputs.study_name, storage=storage, sampler=sampler)
+        note_cost_scale(study, inputs.study_name, read_scale(config.sampler, config.cost_scale), console)
     else:
         try:
             study = create_study(storage, inputs.study_name, sampler, study_info(inputs, prepared))
@@ -92,6 +93,17 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
     # only the fixed recipes run: stop once none is left waiting
     target = config.trials if config.search else finished_trials(study) + queued_recipes(study)
     return OpenStudy(study, heartbeat_s, target)
+
+
+def note_cost_scale(study: optuna.Study, name: str, cost_scale: str, console: Console) -> None:
+    """Say so, and record ``cost_scale``, when a resumed study's sampler reads its costs on another scale than before."""
+    before = StudyInfo.of(study).cost_scale or "linear"  # a study made before the log scale read its costs as stored
+    if before != cost_scale:
+        console.print(
+            f"study '{name}': its earlier trials were proposed reading costs on a {before} scale, "
+            f"the next ones on a {cost_scale} scale (--cost-scale)"
+        )
+        study.set_user_attr("cost_scale", cost_scale)
 
 
 def strategy_names(config: RunConfig, space: SearchSpace) -> list[str]:

@@ -113,11 +113,27 @@ def test_log_cost_sampler_shows_the_sampler_log_costs_and_leaves_the_study_as_me
             seen[:] = [list(t.values) for t in study._get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
             return super().sample_independent(study, trial, name, distribution)
 
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("random", 0, 8))
-    assert isinstance(study.sampler, LogCostSampler)
-    study.sampler = LogCostSampler(Recording(seed=0))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=LogCostSampler(Recording(seed=0)))
     study.enqueue_trial({"x": 0.5})
     study.optimize(lambda t: (t.suggest_float("x", 0, 1), 4.0), n_trials=2)
     assert seen == [[0.5, math.log(4.0)]]  # the sampler read log(4 ms)...
     assert [t.values for t in study.trials] == [[0.5, 4.0], [study.trials[1].params["x"], 4.0]]  # ...the study keeps 4
-    assert not isinstance(make_sampler("random", 0, 8, "linear"), LogCostSampler)
+    assert not isinstance(make_sampler("gp", 0, 8, "linear"), LogCostSampler)
+
+
+@pytest.mark.parametrize("name", ["gp", "nsga2", "tpe", "random"])
+def test_the_samplers_that_read_distances_read_costs_through_the_log_view(name, monkeypatch):
+    import optuna
+
+    from core.log_costs import LogCostSampler, _LogView
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    viewed: list[float] = []
+    view = _LogView._view
+    monkeypatch.setattr(_LogView, "_view", lambda self, trial: viewed.append(1) or view(self, trial))
+    sampler = make_sampler(name, 0, 4)
+    assert isinstance(sampler, LogCostSampler) == SAMPLERS.get(name).scaled == (name in ("gp", "nsga2"))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0 + t.suggest_float("y", 0, 1)), n_trials=6)
+    assert bool(viewed) == (name in ("gp", "nsga2"))  # the real sampler read the trials through the view
+    assert all(t.values[1] >= 1.0 for t in study.trials)  # the study keeps the costs as measured
