@@ -6,8 +6,8 @@ fine-tune when its validation accuracy, raised by the largest gain (full minus c
 plan pruned at least as much, would meet the accuracy budget and be dominated by no trial on the front. The full
 fine-tune gains more the more a plan is pruned (docs/benchmarks.md), so a gain measured on light plans says
 nothing about heavier ones: a plan pruned more than every promoted one (by more than ``PRUNE_TOLERANCE`` of the
-mean ratio) is promoted, and its gain measured. Until
-``warmup`` trials were promoted every trial is, so the gain is measured before it is trusted.
+mean ratio) is promoted, and its gain measured. Until ``warmup`` trials were promoted every trial is, so the gain
+is measured before it is trusted.
 
 The final front is at full fidelity: a trial left at the cheap one is recorded with its cheap accuracy, which
 is at most its raised accuracy, so whatever dominated it still does; its trial carries ``fidelity: cheap``.
