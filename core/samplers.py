@@ -42,6 +42,12 @@ def _gp(seed: int, population: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, population))
 
 
+def _gp_local(seed: int, population: int) -> optuna.samplers.BaseSampler:
+    from core.neighbours import NeighbourSampler
+
+    return NeighbourSampler(_gp(seed, population), seed)
+
+
 def _random(seed: int, population: int) -> optuna.samplers.BaseSampler:
     import optuna
 
@@ -52,6 +58,9 @@ SAMPLERS: Registry[Sampler] = Registry("sampler", "--sampler")
 SAMPLERS.register(Sampler("nsga2", _nsga2, "NSGA-II, genetic; population from --population", scaled=True))
 SAMPLERS.register(Sampler("tpe", _tpe, "multi-objective TPE (Optuna's defaults)"))
 SAMPLERS.register(Sampler("gp", _gp, "Gaussian-process Bayesian optimisation (Optuna's GPSampler; default)", scaled=True))
+SAMPLERS.register(
+    Sampler("gp-local", _gp_local, "GP, every other trial a one-step neighbour of a feasible front member", scaled=True)
+)
 SAMPLERS.register(Sampler("random", _random, "uniform random search"))
 
 

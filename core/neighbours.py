@@ -1,0 +1,141 @@
+"""Local moves around the feasible front, alternating with a model-based sampler.
+
+In a space of a few dozen parameters a Gaussian process fitted to twenty trials knows little beyond the global
+trend, and a point that changes every parameter at once is a long way from anything measured. The fastest plans
+within the accuracy budget are found by walking from the ones already known: the front's members that meet every
+budget are the best evidence of where the good plans lie. ``NeighbourSampler`` proposes, for a share of the
+trials, a neighbour of such a member: a few parameters moved one grid step (a categorical one to another
+choice). The member is picked by NSGA-II's binary tournament on crowding distance, so the ends of the front (the
+fastest plan within budget among them) are walked from most. The other trials are the inner sampler's.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.samplers import BaseSampler
+from optuna.search_space import IntersectionSearchSpace
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+ATTEMPTS = 32  # neighbours drawn before the inner sampler is asked instead (every near point already tried)
+MOVES = 3  # parameters a move changes, on average
+
+
+def feasible_front(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> list[FrozenTrial]:
+    """The completed trials that meet every constraint and that no other such trial dominates."""
+    sign = [1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in directions]
+    feasible = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.values is not None and all(c <= 0 for c in t.constraints.values())
+    ]
+    costs = [[s * v for s, v in zip(sign, t.values, strict=True)] for t in feasible]
+
+    def dominated(i: int) -> bool:
+        return any(all(a <= b for a, b in zip(other, costs[i], strict=True)) and other != costs[i] for other in costs)
+
+    return [t for i, t in enumerate(feasible) if not dominated(i)]
+
+
+def crowding(front: Sequence[FrozenTrial]) -> list[float]:
+    """NSGA-II's crowding distance of each member (infinite at the ends of any objective)."""
+    distance = [0.0] * len(front)
+    if not front:
+        return distance
+    for k in range(len(front[0].values)):
+        order = sorted(range(len(front)), key=lambda i: front[i].values[k])
+        low, high = front[order[0]].values[k], front[order[-1]].values[k]
+        distance[order[0]] = distance[order[-1]] = math.inf
+        if high == low:
+            continue
+        for before, here, after in zip(order, order[1:], order[2:], strict=False):
+            distance[here] += (front[after].values[k] - front[before].values[k]) / (high - low)
+    return distance
+
+
+def step(value: Any, distribution: BaseDistribution, rng: random.Random) -> Any:
+    """``value`` moved one grid step up or down within ``distribution`` (a categorical one: to another choice);
+    ``value`` itself when the distribution has a single point."""
+    if isinstance(distribution, CategoricalDistribution):
+        others = [c for c in distribution.choices if c != value]
+        return rng.choice(others) if others else value
+    if isinstance(distribution, (IntDistribution, FloatDistribution)):
+        grid = distribution.step or (distribution.high - distribution.low) / 10
+        moved = value + rng.choice((-1, 1)) * grid
+        if not distribution.low <= moved <= distribution.high:
+            moved = value - (moved - value)
+        moved = distribution.low + round((moved - distribution.low) / grid) * grid
+        moved = min(distribution.high, max(distribution.low, moved))
+        return round(moved) if isinstance(distribution, IntDistribution) else round(moved, 9)
+    return value
+
+
+def neighbour(params: dict[str, Any], space: dict[str, BaseDistribution], rng: random.Random) -> dict[str, Any]:
+    """``params`` with each of its n parameters moved one step with probability ``MOVES``/n, and at least one moved
+    (in a space of a few dozen parameters one step of one parameter changes the plan too little to learn from)."""
+    names = sorted(space)
+    moved = [n for n in names if rng.random() < MOVES / len(names)] or [rng.choice(names)]
+    return {n: step(params[n], space[n], rng) if n in moved else params[n] for n in names}
+
+
+class NeighbourSampler(BaseSampler):
+    """``inner``, except that a share of the trials (``share``) is a neighbour of a feasible front member (see the
+    module docstring); the inner sampler is asked whenever there is no feasible trial yet."""
+
+    def __init__(self, inner: BaseSampler, seed: int | None, share: float = 0.5) -> None:
+        self.inner = inner
+        self.share = share
+        self._rng = random.Random(seed)
+        self._space = IntersectionSearchSpace()
+        self._local: set[int] = set()
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        if self._rng.random() < self.share:
+            space = self._space.calculate(study)
+            if space:
+                self._local.add(trial._trial_id)
+                return space
+        return self.inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if trial._trial_id in self._local:
+            self._local.discard(trial._trial_id)
+            point = self._walk(study, search_space)
+            if point is not None:
+                return point
+            search_space = self.inner.infer_relative_search_space(study, trial)
+        return self.inner.sample_relative(study, trial, search_space)
+
+    def _walk(self, study: Study, space: dict[str, BaseDistribution]) -> dict[str, Any] | None:
+        """A neighbour of a tournament-picked feasible front member not yet tried (None: no member, or none found)."""
+        trials = study._get_trials(deepcopy=False, use_cache=True)
+        front = [t for t in feasible_front(trials, study.directions) if all(n in t.params for n in space)]
+        if not front:
+            return None
+        distance = crowding(front)
+        seen = {tuple(sorted((n, t.params.get(n)) for n in space)) for t in trials}
+        for _ in range(ATTEMPTS):
+            a, b = self._rng.randrange(len(front)), self._rng.randrange(len(front))
+            centre = front[a if distance[a] >= distance[b] else b]
+            point = neighbour({n: centre.params[n] for n in space}, space, self._rng)
+            if tuple(sorted(point.items())) not in seen:
+                return point
+        return None
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self.inner.before_trial(study, trial)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._rng.seed()
+        self.inner.reseed_rng()
