@@ -69,18 +69,29 @@ def step(value: Any, distribution: BaseDistribution, rng: random.Random) -> Any:
         moved = value + rng.choice((-1, 1)) * grid
         if not distribution.low <= moved <= distribution.high:
             moved = value - (moved - value)
-        moved = distribution.low + round((moved - distribution.low) / grid) * grid
-        moved = min(distribution.high, max(distribution.low, moved))
-        return round(moved) if isinstance(distribution, IntDistribution) else round(moved, 9)
+        moved = min(distribution.high, max(distribution.low, distribution.low + round((moved - distribution.low) / grid) * grid))
+        return round(moved) if isinstance(distribution, IntDistribution) else moved
     return value
+
+
+def grid_key(point: dict[str, Any], space: dict[str, BaseDistribution]) -> tuple[tuple[str, Any], ...]:
+    """``point`` as grid indices (a stepped number by its step count from the low end), so that 0.3 and
+    0.30000000000000004 are the same point."""
+    out = []
+    for name in sorted(space):
+        value, distribution = point.get(name), space[name]
+        if isinstance(distribution, (IntDistribution, FloatDistribution)) and distribution.step and value is not None:
+            value = round((value - distribution.low) / distribution.step)
+        out.append((name, value))
+    return tuple(out)
 
 
 def neighbour(params: dict[str, Any], space: dict[str, BaseDistribution], rng: random.Random) -> dict[str, Any]:
     """``params`` with each of its n parameters moved one step with probability ``MOVES``/n, and at least one moved
     (in a space of a few dozen parameters one step of one parameter changes the plan too little to learn from)."""
-    names = sorted(space)
+    names = [n for n in sorted(space) if not space[n].single()]
     moved = [n for n in names if rng.random() < MOVES / len(names)] or [rng.choice(names)]
-    return {n: step(params[n], space[n], rng) if n in moved else params[n] for n in names}
+    return {n: step(params[n], space[n], rng) if n in moved else params[n] for n in space}
 
 
 class NeighbourSampler(BaseSampler):
@@ -118,12 +129,14 @@ class NeighbourSampler(BaseSampler):
         if not front:
             return None
         distance = crowding(front)
-        seen = {tuple(sorted((n, t.params.get(n)) for n in space)) for t in trials}
+        if all(d.single() for d in space.values()):
+            return None
+        seen = {grid_key(t.params, space) for t in trials}
         for _ in range(ATTEMPTS):
             a, b = self._rng.randrange(len(front)), self._rng.randrange(len(front))
             centre = front[a if distance[a] >= distance[b] else b]
             point = neighbour({n: centre.params[n] for n in space}, space, self._rng)
-            if tuple(sorted(point.items())) not in seen:
+            if grid_key(point, space) not in seen:
                 return point
         return None
 

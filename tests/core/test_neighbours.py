@@ -9,7 +9,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import create_trial
 
-from core.neighbours import NeighbourSampler, crowding, feasible_front, step
+from core.neighbours import NeighbourSampler, crowding, feasible_front, grid_key, neighbour, step
 
 SPACE = {
     "prune:global": FloatDistribution(0.0, 0.75, step=0.125),
@@ -104,3 +104,18 @@ def _one_step(a: dict, b: dict) -> bool:
         if abs(a[name] - b[name]) != pytest.approx(grid):
             return False
     return True
+
+
+def test_a_point_is_known_by_its_grid_steps_not_its_float_spelling():
+    space = {"ratio": FloatDistribution(0.0, 0.5, step=0.1)}
+    assert grid_key({"ratio": 0.3}, space) == grid_key({"ratio": 0.1 + 0.2}, space)
+    assert grid_key({"ratio": 0.3}, space) != grid_key({"ratio": 0.4}, space)
+
+
+def test_a_parameter_with_one_choice_is_never_the_one_moved():
+    space = {"fixed": CategoricalDistribution(["int8"]), "ratio": FloatDistribution(0.0, 0.5, step=0.1)}
+    rng = random.Random(1)
+    for _ in range(20):
+        point = neighbour({"fixed": "int8", "ratio": 0.2}, space, rng)
+        assert point["fixed"] == "int8"
+        assert point["ratio"] != 0.2
