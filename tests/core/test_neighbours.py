@@ -98,10 +98,9 @@ def _moves(a: dict, b: dict) -> int:
 
 def _one_step(a: dict, b: dict) -> bool:
     for name, distribution in SPACE.items():
-        if isinstance(distribution, CategoricalDistribution) or a[name] == b[name]:
+        if not isinstance(distribution, (IntDistribution, FloatDistribution)) or a[name] == b[name]:
             continue
-        grid = distribution.step
-        if abs(a[name] - b[name]) != pytest.approx(grid):
+        if abs(a[name] - b[name]) != pytest.approx(distribution.step):
             return False
     return True
 
