@@ -123,14 +123,15 @@ class NeighbourSampler(BaseSampler):
         return self.inner.sample_relative(study, trial, search_space)
 
     def _walk(self, study: Study, space: dict[str, BaseDistribution]) -> dict[str, Any] | None:
-        """A neighbour of a tournament-picked feasible front member not yet tried (None: no member, or none found)."""
+        """A neighbour of a tournament-picked feasible front member not yet tried (None: nothing to move, no member,
+        or no new neighbour found)."""
+        if all(d.single() for d in space.values()):
+            return None
         trials = study._get_trials(deepcopy=False, use_cache=True)
         front = [t for t in feasible_front(trials, study.directions) if all(n in t.params for n in space)]
         if not front:
             return None
         distance = crowding(front)
-        if all(d.single() for d in space.values()):
-            return None
         seen = {grid_key(t.params, space) for t in trials}
         for _ in range(ATTEMPTS):
             a, b = self._rng.randrange(len(front)), self._rng.randrange(len(front))
