@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Point, hypervolume, markdown_table, reference_point
+from bench.common import ACCURACY_FLOOR, Point, hypervolume, markdown_table, reference_point
 
 
 def searched_rows(storage: str, name: str) -> tuple[list, list, Point]:
@@ -56,7 +56,7 @@ def main() -> None:
         label, _, rest = spec.partition("=")
         storage, _, name = rest.rpartition(":")
         recipes, searched, reference = searched_rows(storage, name)
-        uncompressed = reference.accuracy + 5.0
+        uncompressed = reference.accuracy + ACCURACY_FLOOR
         for k in [*range(0, len(searched), args.every), len(searched)]:
             seen = recipes + searched[:k]
             points = [Point(100 * r.metrics["val_top1"], r.metrics["latency_ms"]) for r in seen]
