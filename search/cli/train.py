@@ -6,6 +6,8 @@ import argparse
 
 from search.cli.common import make_console
 
+AUGMENTATIONS = ("crop", "flip")  # --augment's names: the training recipe's switches of the same names
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     """search train: the baseline by the standard recipe, cached in RUN_DIR/baselines, resumable after a kill."""
@@ -29,12 +31,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         label_smoothing=args.label_smoothing,
         ema_decay=args.ema_decay,
-        crop=args.augment,
-        flip=args.augment,
+        **augmentations(args.augment),
     )
     config = TrainConfig(args.model, args.data, args.input_size, args.train_size or None, args.seed, args.run_dir,
                          args.device, changes)  # fmt: skip
     return run_train(config, make_console())
+
+
+def augmentations(given: str) -> dict[str, bool]:
+    """``--augment``'s comma-separated names as the recipe's switches (every one off when ``given`` is empty)."""
+    from core.errors import UserError
+
+    names = {name.strip() for name in given.split(",") if name.strip()}
+    unknown = sorted(names - set(AUGMENTATIONS))
+    if unknown:
+        raise UserError(f"--augment: '{unknown[0]}' is not one of {', '.join(AUGMENTATIONS)}")
+    return {name: name in names for name in AUGMENTATIONS}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -77,5 +89,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default=r.ema_decay,
         help=f"weight average (0: none); it ships if better on validation (default: {r.ema_decay})",
     )
-    p.add_argument("--augment", action="store_true", help="random crops, and mirror flips where the data's classes allow them")
+    p.add_argument(
+        "--augment",
+        nargs="?",
+        const=",".join(AUGMENTATIONS),
+        default="",
+        metavar="crop,flip",
+        help="random crops and mirror flips (flips only where the data's classes allow them); "
+        "`--augment flip` or `--augment crop` for one of them (default: none)",
+    )
     p.set_defaults(func=cmd_train)

@@ -39,7 +39,7 @@ COMPARE_DEFAULTS = RunConfig(
 # 30 minutes on 2 cores. A model not listed takes the run's --input-size and --baseline-epochs.
 MODEL_BASELINES = {
     "resnet18": (32, 20),
-    "resnet50": (32, 7),
+    "resnet50": (32, 8),
     "mobilenetv2_100": (64, 8),
     "efficientnet_lite0": (64, 8),
     "hl_cnn": (32, 15),

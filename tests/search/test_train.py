@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from search.cli.train import augmentations
 from tests.search.test_idx_data import fake_idx_folder
 from tests.search.test_resume import stop_session
 
@@ -69,10 +70,17 @@ def test_mirror_flips_follow_the_data_kind(tmp_path):
     assert recipe["crop"] is True and recipe["flip"] is False  # digits are not mirror-invariant
 
 
+def test_augment_names_the_switches():
+    assert augmentations("") == {"crop": False, "flip": False}
+    assert augmentations("flip") == {"crop": False, "flip": True}
+    assert augmentations("crop, flip") == {"crop": True, "flip": True}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--model", "nosuchnet"], "unknown model 'nosuchnet'"),
+        (["--model", "small_cnn", "--augment", "crop,rotate"], "--augment: 'rotate' is not one of crop, flip"),
         (["--model", "small_cnn", "--epochs", "0"], "--epochs must be at least 1"),
         (["--model", "small_cnn", "--lr", "-1"], "--lr -1.0 must be above 0"),
         (["--model", "small_cnn", "--device", "tpu"], "--device 'tpu' is not one of auto, cpu, cuda"),
