@@ -35,8 +35,9 @@ COMPARE_DEFAULTS = RunConfig(
     data="fashion-mnist", trials=30, max_accuracy_drop=1.0, finetune_steps=400, finetune_lr=1e-3, distill=True
 )
 # Per default model, the input size and baseline epochs (`search train`; docs/baselines.md): the depthwise networks
-# at 64 px, where pruning buys latency on a phone (per-op overhead dominates smaller inputs); each baseline in about
-# 30 minutes on 2 cores. A model not listed takes the run's --input-size and --baseline-epochs.
+# at 64 px, where pruning buys latency on a phone (per-op overhead dominates smaller inputs); each baseline in 15-45
+# minutes on 2 cores (ResNet-18 and ResNet-50 the longest). A model not listed takes the run's --input-size and
+# --baseline-epochs.
 MODEL_BASELINES = {
     "resnet18": (32, 20),
     "resnet50": (32, 8),
