@@ -45,7 +45,7 @@ def test_every_port_of_a_search_run_is_on_loopback(tmp_path):
     if shutil.which("ss") is None and not os.environ.get("CI"):
         pytest.skip("ss (iproute2) is not installed")
     run = subprocess.Popen(
-        [sys.executable, "-m", "search.cli", "run", "--hw", "pixel7", "--trials", "8", "--run-dir", str(tmp_path)],
+        [sys.executable, "-m", "search.cli", "run", "--hw", "pixel7", "--trials", "200", "--run-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -54,6 +54,7 @@ def test_every_port_of_a_search_run_is_on_loopback(tmp_path):
     )
     seen: set[str] = set()
     token_path = ""
+    gcs: list[str] = []
     try:
         deadline = time.time() + 240
         while run.poll() is None and time.time() < deadline:
@@ -62,28 +63,35 @@ def test_every_port_of_a_search_run_is_on_loopback(tmp_path):
             for pid in pids:
                 try:
                     environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")  # noqa: SIM115
+                    argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")  # noqa: SIM115
                 except OSError:
                     continue
                 token_path = next((e.decode()[20:] for e in environ if e.startswith(b"RAY_AUTH_TOKEN_PATH=")), token_path)
-            if len(seen) >= 4 and token_path:
+                if argv[0].endswith(b"/gcs_server"):
+                    gcs = gcs or _listening({pid})
+            if len(seen) >= 4 and token_path and gcs:
                 break
             time.sleep(0.3)
         assert len(seen) >= 4, f"saw no Ray servers listening: {seen}"
         hosts = {address.rpartition(":")[0] for address in seen}
         assert hosts <= {"127.0.0.1", "[::ffff:127.0.0.1]", "[::1]"}, f"listening beyond loopback: {sorted(seen)}"
         assert token_path and os.stat(token_path).st_mode & 0o077 == 0, "the token file is this user's alone"
-        gcs = next(a for a in seen if a.startswith(("127.0.0.1", "[::ffff:127.0.0.1]")))
-        host_port = gcs.replace("[::ffff:", "").replace("]", "")
+        assert gcs, "found no GCS server among the run's processes"
+        host_port = f"127.0.0.1:{gcs[0].rpartition(':')[2]}"
         probe = f"import ray; ray.init(address='{host_port}', logging_level='ERROR'); print('joined')"
-        stranger = subprocess.run(
-            [sys.executable, "-c", probe],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {"RAY_AUTH_MODE": "token"},
-        )
-        assert "joined" not in stranger.stdout, "a client without the token joined the local Ray"
+        # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: Ray then dials 127.0.0.1 itself instead of this host's routable
+        # address (where nothing listens), so what refuses the stranger is the token check
+        bare = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+        bare |= {"RAY_AUTH_MODE": "token", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+        def joins(env: dict[str, str]) -> bool:
+            client = subprocess.run(
+                [sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=120, env=env
+            )
+            return "joined" in client.stdout
+
+        assert not joins(bare), "a client without the token joined the local Ray"
+        assert joins(bare | {"RAY_AUTH_TOKEN_PATH": token_path}), "the same client with the token is turned away"
     finally:
         os.killpg(run.pid, signal.SIGTERM)
         run.wait(timeout=60)
