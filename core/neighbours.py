@@ -4,16 +4,19 @@ In a space of a few dozen parameters a Gaussian process fitted to twenty trials 
 trend, and a point that changes every parameter at once is a long way from anything measured. The fastest plans
 within the accuracy budget are found by walking from the ones already known: the front's members that meet every
 budget are the best evidence of where the good plans lie. ``NeighbourSampler`` proposes, for a share of the
-trials, a neighbour of such a member: a few parameters moved one grid step (a categorical one to another
-choice). The member is picked by NSGA-II's binary tournament on crowding distance, so the ends of the front (the
-fastest plan within budget among them) are walked from most. The other trials are the inner sampler's.
+trials, a neighbour of such a member: a few parameters moved one grid step (a categorical one to the choice
+listed next to it: precisions are listed most precise first, so INT8 moves to FP16, never straight to FP32). The
+member is picked by NSGA-II's binary tournament on crowding distance, so the ends of the front (the fastest plan
+within budget among them) are walked from most. A neighbour counts only if its plan is new: where several points
+build one plan (a deviation below a global ratio of 0 clamps to 0), the space's ``key`` tells them apart, not the
+parameters. The other trials are the inner sampler's.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -24,6 +27,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 ATTEMPTS = 32  # neighbours drawn before the inner sampler is asked instead (every near point already tried)
 MOVES = 3  # parameters a move changes, on average
+
+PointKey = Callable[[dict[str, Any]], Hashable]  # a point of the space -> what it builds (equal keys: one plan)
 
 
 def feasible_front(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> list[FrozenTrial]:
@@ -59,11 +64,13 @@ def crowding(front: Sequence[FrozenTrial]) -> list[float]:
 
 
 def step(value: Any, distribution: BaseDistribution, rng: random.Random) -> Any:
-    """``value`` moved one grid step up or down within ``distribution`` (a categorical one: to another choice);
-    ``value`` itself when the distribution has a single point."""
+    """``value`` moved one grid step up or down within ``distribution`` (a categorical one: to a choice listed next
+    to it); ``value`` itself when the distribution has a single point."""
     if isinstance(distribution, CategoricalDistribution):
-        others = [c for c in distribution.choices if c != value]
-        return rng.choice(others) if others else value
+        choices = list(distribution.choices)
+        at = choices.index(value)
+        adjacent = [choices[i] for i in (at - 1, at + 1) if 0 <= i < len(choices)]
+        return rng.choice(adjacent) if adjacent else value
     if isinstance(distribution, (IntDistribution, FloatDistribution)):
         grid = distribution.step or (distribution.high - distribution.low) / 10
         moved = value + rng.choice((-1, 1)) * grid
@@ -96,11 +103,13 @@ def neighbour(params: dict[str, Any], space: dict[str, BaseDistribution], rng: r
 
 class NeighbourSampler(BaseSampler):
     """``inner``, except that a share of the trials (``share``) is a neighbour of a feasible front member (see the
-    module docstring); the inner sampler is asked whenever there is no feasible trial yet."""
+    module docstring); the inner sampler is asked whenever there is no feasible trial yet. ``key`` maps a point to
+    the plan it builds (None: every grid point is its own plan)."""
 
-    def __init__(self, inner: BaseSampler, seed: int | None, share: float = 0.5) -> None:
+    def __init__(self, inner: BaseSampler, seed: int | None, share: float = 0.5, key: PointKey | None = None) -> None:
         self.inner = inner
         self.share = share
+        self.key = key
         self._rng = random.Random(seed)
         self._space = IntersectionSearchSpace()
         self._local: set[int] = set()
@@ -132,14 +141,18 @@ class NeighbourSampler(BaseSampler):
         if not front:
             return None
         distance = crowding(front)
-        seen = {grid_key(t.params, space) for t in trials}
+        seen = {self._plan(t.params, space) for t in trials if all(n in t.params for n in space)}
         for _ in range(ATTEMPTS):
             a, b = self._rng.randrange(len(front)), self._rng.randrange(len(front))
             centre = front[a if distance[a] >= distance[b] else b]
             point = neighbour({n: centre.params[n] for n in space}, space, self._rng)
-            if grid_key(point, space) not in seen:
+            if self._plan(point, space) not in seen:
                 return point
         return None
+
+    def _plan(self, point: dict[str, Any], space: dict[str, BaseDistribution]) -> Hashable:
+        """What ``point`` builds: ``key`` of it, or its grid steps when there is no ``key``."""
+        return self.key(point) if self.key is not None else grid_key(point, space)
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
         return self.inner.sample_independent(study, trial, param_name, param_distribution)

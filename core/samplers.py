@@ -11,44 +11,47 @@ from core.registry import Registry
 if TYPE_CHECKING:
     import optuna
 
+    from core.neighbours import PointKey
+
 
 @dataclass(frozen=True)
 class Sampler:
-    """One sampler: its name, a factory ``(seed, population) -> sampler``, one line for help texts, and whether the
+    """One sampler: its name, a factory ``(seed, population, key) -> sampler`` (``key``: a point of the space -> the
+    plan it builds, for the samplers that walk between plans), one line for help texts, and whether the
     scale its costs are read on changes what it proposes (``scaled``: distances or a surrogate on the values; a
     rank-based or random sampler reads them as stored)."""
 
     name: str
-    build: Callable[[int, int], optuna.samplers.BaseSampler]
+    build: Callable[[int, int, PointKey | None], optuna.samplers.BaseSampler]
     description: str = ""
     scaled: bool = False
 
 
-def _nsga2(seed: int, population: int) -> optuna.samplers.BaseSampler:
+def _nsga2(seed: int, population: int, key: PointKey | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
 
 
-def _tpe(seed: int, population: int) -> optuna.samplers.BaseSampler:
+def _tpe(seed: int, population: int, key: PointKey | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     return optuna.samplers.TPESampler(seed=seed)
 
 
-def _gp(seed: int, population: int) -> optuna.samplers.BaseSampler:
+def _gp(seed: int, population: int, key: PointKey | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=min(10, population))
 
 
-def _gp_local(seed: int, population: int) -> optuna.samplers.BaseSampler:
+def _gp_local(seed: int, population: int, key: PointKey | None = None) -> optuna.samplers.BaseSampler:
     from core.neighbours import NeighbourSampler
 
-    return NeighbourSampler(_gp(seed, population), seed)
+    return NeighbourSampler(_gp(seed, population), seed, key=key)
 
 
-def _random(seed: int, population: int) -> optuna.samplers.BaseSampler:
+def _random(seed: int, population: int, key: PointKey | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     return optuna.samplers.RandomSampler(seed=seed)
@@ -87,10 +90,13 @@ def read_scale(name: str, cost_scale: str) -> str:
     return cost_scale if SAMPLERS.get(name).scaled else "linear"
 
 
-def make_sampler(name: str, seed: int, population: int, cost_scale: str = "log") -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, seed: int, population: int, cost_scale: str = "log", key: PointKey | None = None
+) -> optuna.samplers.BaseSampler:
     """The sampler ``name``, seeded (``population``: NSGA-II's population; startup trials of the model-based ones),
-    reading the study's costs on ``read_scale(name, cost_scale)`` (``log``: see ``core.log_costs``)."""
-    sampler = SAMPLERS.get(name).build(seed, population)
+    reading the study's costs on ``read_scale(name, cost_scale)`` (``log``: see ``core.log_costs``); ``key`` maps a
+    point to the plan it builds (None: each point its own plan)."""
+    sampler = SAMPLERS.get(name).build(seed, population, key)
     if read_scale(name, cost_scale) == "linear":
         return sampler
     from core.log_costs import LogCostSampler

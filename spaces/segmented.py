@@ -102,6 +102,11 @@ class SegmentedSpace(SearchSpace):
             precisions.update({layer: self._in(layer, str(params[SEGMENT_PREFIX + str(index)])) for layer in layers})
         return self.plan(ratios, precisions)
 
+    def plan_key(self, params: dict[str, float | str]) -> tuple[tuple[str, float, str], ...]:
+        """What the point ``params`` builds, hashable: points with one key (a deviation below a global ratio of 0
+        clamps to 0) build one plan."""
+        return tuple((name, lp.prune_ratio, lp.precision) for name, lp in self.plan_of(params).layers.items())
+
     def signature(self) -> str:
         """A short hash of every choice, the segments and the deviation range included."""
         flat = super().signature()

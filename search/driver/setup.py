@@ -10,6 +10,7 @@ from core.samplers import default_population, make_sampler, read_scale
 from search.driver.inputs import Inputs, check_same_weights
 from search.driver.prepare import Prepared
 from search.study import StudyInfo, records
+from spaces.segmented import SegmentedSpace
 
 if TYPE_CHECKING:
     import optuna
@@ -63,7 +64,8 @@ def open_study(inputs: Inputs, prepared: Prepared, existing: optuna.Study | None
     config, space = inputs.config, prepared.space
     population = config.population or default_population(config.trials)
     seed = config.seed if config.sampler_seed is None else config.sampler_seed
-    sampler = make_sampler(config.sampler, seed, population, config.cost_scale)
+    key = space.plan_key if isinstance(space, SegmentedSpace) else None  # flat: each grid point is its own plan
+    sampler = make_sampler(config.sampler, seed, population, config.cost_scale, key)
     heartbeat_s = config.heartbeat
     if existing is not None:
         info = StudyInfo.of(existing)

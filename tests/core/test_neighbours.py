@@ -9,7 +9,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import create_trial
 
-from core.neighbours import NeighbourSampler, crowding, feasible_front, grid_key, neighbour, step
+from core.neighbours import NeighbourSampler, PointKey, crowding, feasible_front, grid_key, neighbour, step
 
 SPACE = {
     "prune:global": FloatDistribution(0.0, 0.75, step=0.125),
@@ -65,6 +65,14 @@ def test_a_step_stays_on_the_grid_and_moves(name):
             assert abs(moved - value) == 1
 
 
+def test_a_precision_moves_to_the_choice_listed_next_to_it():
+    rng = random.Random(0)
+    distribution = SPACE["precision_segment:0"]
+    assert {step("int8", distribution, rng) for _ in range(20)} == {"fp16"}
+    assert {step("fp32", distribution, rng) for _ in range(20)} == {"fp16"}
+    assert {step("fp16", distribution, rng) for _ in range(40)} == {"fp32", "int8"}
+
+
 def _study(sampler: optuna.samplers.BaseSampler, trials: list[optuna.trial.FrozenTrial]) -> optuna.Study:
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     for t in trials:
@@ -90,6 +98,49 @@ def test_without_a_feasible_trial_the_inner_sampler_proposes():
     local = _study(NeighbourSampler(optuna.samplers.RandomSampler(seed=3), seed=0, share=1.0), infeasible)
     alone = _study(optuna.samplers.RandomSampler(seed=3), infeasible)
     assert local.ask(SPACE).params == alone.ask(SPACE).params
+
+
+class _Tagging(optuna.samplers.RandomSampler):
+    """A random sampler that remembers the trials it was asked for (the ones no walk proposed)."""
+
+    asked: set[int]
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        self.asked = getattr(self, "asked", set()) | {trial.number}
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+
+def test_a_neighbour_that_builds_a_plan_already_tried_is_not_proposed():
+    # a segmented space's key: below a global ratio of 0 a negative deviation clamps to 0
+    space = {
+        "prune:global": FloatDistribution(0.0, 0.5, step=0.125),
+        "prune_deviation:a": IntDistribution(-2, 2),
+        "prune_deviation:b": IntDistribution(-2, 2),
+    }
+
+    def key(point: dict) -> tuple[float, float]:
+        ratio = point["prune:global"]
+        return max(0.0, ratio + 0.125 * point["prune_deviation:a"]), max(0.0, ratio + 0.125 * point["prune_deviation:b"])
+
+    def walked(key_of: PointKey | None) -> list[tuple[float, float]]:
+        """The plans the walk proposed around an unpruned centre (the inner sampler's left out)."""
+        centre = {"prune:global": 0.0, "prune_deviation:a": 0, "prune_deviation:b": 0}
+        inner = _Tagging(seed=0)
+        study = _study(
+            NeighbourSampler(inner, seed=0, share=1.0, key=key_of),
+            [create_trial(params=centre, distributions=space, values=[91.0, 0.5])],
+        )
+        plans = [key(centre)]
+        for _ in range(16):
+            trial = study.ask(space)
+            if trial.number not in getattr(inner, "asked", set()):
+                plans.append(key(dict(trial.params)))
+            study.tell(trial, [90.0, 1.0])  # dominated: the centre stays the front
+        return plans
+
+    assert len(set(walked(None))) < len(walked(None))  # by parameters alone, some moves rebuild a plan already tried
+    keyed = walked(key)
+    assert len(set(keyed)) == len(keyed) > 3
 
 
 def _moves(a: dict, b: dict) -> int:

@@ -63,3 +63,12 @@ def test_the_signature_differs_from_the_flat_space(space):
     flat = SearchSpace(space.analysis, space.precisions, space.max_prune, space.prune_step, space.recipe)
     assert space.signature() != flat.signature()
     assert SegmentedSpace.of(flat, segments=2).signature() != space.signature()
+
+
+def test_points_that_build_one_plan_share_a_key(space):
+    root = space.analysis.groups[0].root
+    unpruned = space.params(space.uniform(0.0, "int8"))
+    clamped = unpruned | {"prune_deviation:" + root: -1}  # below a global ratio of 0: still unpruned
+    pruned = unpruned | {"prune_deviation:" + root: 1}
+    assert clamped != unpruned and space.plan_key(clamped) == space.plan_key(unpruned)
+    assert space.plan_key(pruned) != space.plan_key(unpruned)
