@@ -103,10 +103,12 @@ def test_without_a_feasible_trial_the_inner_sampler_proposes():
 class _Tagging(optuna.samplers.RandomSampler):
     """A random sampler that remembers the trials it was asked for (the ones no walk proposed)."""
 
-    asked: set[int]
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed=seed)
+        self.asked: set[int] = set()
 
     def sample_independent(self, study, trial, param_name, param_distribution):
-        self.asked = getattr(self, "asked", set()) | {trial.number}
+        self.asked.add(trial.number)
         return super().sample_independent(study, trial, param_name, param_distribution)
 
 
@@ -133,7 +135,7 @@ def test_a_neighbour_that_builds_a_plan_already_tried_is_not_proposed():
         plans = [key(centre)]
         for _ in range(16):
             trial = study.ask(space)
-            if trial.number not in getattr(inner, "asked", set()):
+            if trial.number not in inner.asked:
                 plans.append(key(dict(trial.params)))
             study.tell(trial, [90.0, 1.0])  # dominated: the centre stays the front
         return plans
